@@ -1,0 +1,184 @@
+"""Load and validate the intents/ folder once, at start-up.
+
+Clinics edit these YAML files, not Python, so every mistake must stop
+start-up with the file and field named instead of surfacing mid-conversation.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from responder.errors import IntentDataError
+from responder.gsm import MAX_SMS_CHARS, non_gsm7_chars
+
+# The public contract (../shared/intent-contract.md): every id must have a file.
+CONTRACT_INTENTS = (
+    "cramp_now", "post_run_tightness", "shoe_question", "chronic_pain", "red_flag",
+    "prevention", "hydration", "medication", "greeting", "help", "thanks",
+    "opt_out", "opt_in", "out_of_scope",
+)
+CALF_INTENTS = frozenset(CONTRACT_INTENTS[:8])
+CHANNELS = ("sms", "voice", "api")
+REPLY_KEYS = ("sms", "sms_more", "voice", "api")
+TEMPLATE_VARIABLES = frozenset(
+    {"clinic_name", "clinic_phone", "emergency_number", "option1", "option2"}
+)
+DEFAULT_VARIABLES: Mapping[str, str] = {
+    "clinic_name": "CalfLine",
+    "clinic_phone": "your doctor or clinic",
+    "emergency_number": "911",
+}
+# Worst case we accept in a clinic profile; SMS templates must still fit.
+LONGEST_VARIABLES: Mapping[str, str] = {
+    "clinic_name": "N" * 24,
+    "clinic_phone": "+1 555 555 5555",
+    "emergency_number": "911",
+    "option1": "tightness that keeps coming back",
+    "option2": "tightness that keeps coming back",
+}
+
+
+@dataclass(frozen=True)
+class Intent:
+    """One intent file: its examples and reviewed reply templates."""
+
+    id: str
+    label: str
+    keywords: tuple[str, ...]
+    examples: tuple[str, ...]
+    replies: Mapping[str, str]
+    commands: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """Everything in intents/: intents, system templates, lexicon, red-flag rules."""
+
+    intents: Mapping[str, Intent]
+    system: Mapping[str, Mapping[str, str]]
+    lexicon: Mapping[str, Any]
+    red_flags: Mapping[str, Any]
+    directory: Path = field(default=Path("."))
+
+    def commands(self) -> dict[str, str]:
+        """Map each exact command word to its intent id."""
+        return {word: i.id for i in self.intents.values() for word in i.commands}
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise IntentDataError(path, "(file)", f"cannot be read as YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise IntentDataError(path, "(file)", "must be a mapping of fields")
+    return data
+
+
+def _string_list(path: Path, data: dict[str, Any], name: str, required: bool) -> tuple[str, ...]:
+    value = data.get(name, [] if not required else None)
+    if value is None or not isinstance(value, list):
+        raise IntentDataError(path, name, "must be a list of strings")
+    if not all(isinstance(v, str) and v.strip() for v in value):
+        raise IntentDataError(path, name, "every entry must be a non-empty string")
+    return tuple(value)
+
+
+def check_template(path: Path, name: str, text: str, channel: str) -> None:
+    """Reject a template with unknown variables, or SMS text that is not GSM-7 or too long."""
+    try:
+        fields = {f for _, f, _, _ in string.Formatter().parse(text) if f is not None}
+    except ValueError as exc:
+        raise IntentDataError(path, name, f"bad template braces: {exc}") from exc
+    unknown = fields - TEMPLATE_VARIABLES
+    if unknown:
+        raise IntentDataError(path, name, f"unknown variables {sorted(unknown)}")
+    rendered = text.format_map({**LONGEST_VARIABLES})
+    bad = non_gsm7_chars(rendered)
+    if bad:
+        raise IntentDataError(path, name, f"non-GSM-7 characters {bad!r}")
+    if channel.startswith("sms") and len(rendered) > MAX_SMS_CHARS:
+        raise IntentDataError(
+            path, name, f"{len(rendered)} characters with a long clinic name; max {MAX_SMS_CHARS}"
+        )
+
+
+def _load_intent(path: Path) -> Intent:
+    data = _read_yaml(path)
+    intent_id = data.get("id")
+    if intent_id != path.stem:
+        raise IntentDataError(path, "id", f"must equal the file name {path.stem!r}")
+    label = data.get("label")
+    if not isinstance(label, str) or not label.strip():
+        raise IntentDataError(path, "label", "must be a short phrase")
+    examples = _string_list(path, data, "examples", required=True)
+    if not examples:
+        raise IntentDataError(path, "examples", "needs at least one example")
+    replies = data.get("replies")
+    if not isinstance(replies, dict):
+        raise IntentDataError(path, "replies", "must map channels to templates")
+    for key in CHANNELS:
+        if not isinstance(replies.get(key), str):
+            raise IntentDataError(path, f"replies.{key}", "missing template")
+    clean = {k: str(v) for k, v in replies.items() if k in REPLY_KEYS and v is not None}
+    for key, text in clean.items():
+        check_template(path, f"replies.{key}", text, key)
+    commands = frozenset(c.lower() for c in _string_list(path, data, "commands", required=False))
+    return Intent(
+        id=intent_id,
+        label=label.strip(),
+        keywords=_string_list(path, data, "keywords", required=False),
+        examples=examples,
+        replies=clean,
+        commands=commands,
+    )
+
+
+def _load_system(path: Path) -> dict[str, dict[str, str]]:
+    data = _read_yaml(path).get("templates")
+    if not isinstance(data, dict):
+        raise IntentDataError(path, "templates", "must map template names to channels")
+    system: dict[str, dict[str, str]] = {}
+    for name, channels in data.items():
+        if not isinstance(channels, dict) or not all(isinstance(channels.get(c), str) for c in CHANNELS):
+            raise IntentDataError(path, f"templates.{name}", "needs sms, voice and api text")
+        for channel, text in channels.items():
+            check_template(path, f"templates.{name}.{channel}", str(text), str(channel))
+        system[str(name)] = {str(k): str(v) for k, v in channels.items()}
+    return system
+
+
+def _check_patterns(path: Path, rules: dict[str, Any]) -> None:
+    for sign in rules.get("signs", []):
+        for pattern in sign.get("patterns", []):
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise IntentDataError(path, f"signs.{sign.get('name')}", str(exc)) from exc
+
+
+def load_catalog(directory: Path | str) -> Catalog:
+    """Read every file in the intents folder and fail loudly on the first bad one."""
+    folder = Path(directory)
+    if not folder.is_dir():
+        raise IntentDataError(folder, "(folder)", "intents folder not found")
+    intents = {p.stem: _load_intent(p) for p in sorted(folder.glob("[!_]*.yaml"))}
+    missing = [i for i in CONTRACT_INTENTS if i not in intents]
+    if missing:
+        raise IntentDataError(folder, "(folder)", f"missing intent files for {missing}")
+    red_flags = _read_yaml(folder / "_red_flags.yaml")
+    _check_patterns(folder / "_red_flags.yaml", red_flags)
+    return Catalog(
+        intents=intents,
+        system=_load_system(folder / "_system.yaml"),
+        lexicon=_read_yaml(folder / "_lexicon.yaml"),
+        red_flags=red_flags,
+        directory=folder,
+    )

@@ -1,0 +1,24 @@
+"""CalfLine's exceptions.
+
+    CalfLineError
+    ├── IntentDataError   an intents/ file is missing, malformed or unsafe
+    └── ConfigError       an environment setting has an unusable value
+"""
+
+
+class CalfLineError(Exception):
+    """Base class for every error CalfLine raises on purpose."""
+
+
+class IntentDataError(CalfLineError):
+    """Raise when an intents/ file cannot be used; the message names file and field."""
+
+    def __init__(self, path: object, field: str, problem: str) -> None:
+        super().__init__(f"{path}: field '{field}': {problem}")
+        self.path = path
+        self.field = field
+        self.problem = problem
+
+
+class ConfigError(CalfLineError):
+    """Raise when a configuration value cannot be used."""

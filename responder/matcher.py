@@ -1,0 +1,147 @@
+"""Sort a message into one intent of the contract.
+
+The rules around the fuzzy score, in the order they apply:
+1. opt_out / opt_in / help command words are exact matches on the whole
+   message, never guesses (Twilio's opt-out keywords are single words).
+2. A red-flag sign that is present wins over everything.
+3. The TF-IDF scorer ranks the rest; a message only about another body part,
+   or scoring below the fallback threshold, is out_of_scope.
+4. When the top two calf intents are within the ambiguity margin the reply
+   asks a clarifying question (Rasa's defaults: fallback 0.3, margin 0.1).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import snowballstemmer
+
+from responder.catalog import CALF_INTENTS, Catalog
+from responder.normalize import Normalizer
+from responder.redflags import RedFlagDetector, SignHit, _phrase_regex
+from responder.scoring import IntentScorer
+
+_EDGE_PUNCTUATION = re.compile(r"^[\W_]+|[\W_]+$")
+# Function words carry no intent on their own; they still count in bigrams.
+_STOPWORDS = frozenset(
+    "a an the my me i is am are was it to of and or in on at for with so do does "
+    "be been this that im just really very".split()
+)
+
+
+@dataclass(frozen=True)
+class Match:
+    """The matcher's verdict on one message."""
+
+    text: str
+    normalized: str
+    intent: str
+    confidence: float
+    runner_up: str | None = None
+    runner_up_confidence: float = 0.0
+    ambiguous: bool = False
+    reason: str = "score"
+    signs: tuple[SignHit, ...] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Where the fuzzy score stops being trusted; both are configuration."""
+
+    fallback: float = 0.2
+    ambiguity: float = 0.1
+
+
+def english_words(min_count: int = 100) -> frozenset[str]:
+    """Return common English words, which the speller must leave alone."""
+    from spellchecker import SpellChecker
+
+    counts = SpellChecker(distance=1).word_frequency.dictionary
+    return frozenset(w for w, c in counts.items() if c >= min_count and w.isalpha())
+
+
+class Matcher:
+    """Everything precomputed once from the catalog; match() is cheap."""
+
+    def __init__(
+        self,
+        catalog: Catalog,
+        thresholds: Thresholds | None = None,
+        english: frozenset[str] | None = None,
+    ) -> None:
+        self.catalog = catalog
+        self.thresholds = thresholds or Thresholds()
+        lexicon = catalog.lexicon
+        base = Normalizer(lexicon, english if english is not None else english_words())
+        self._commands = catalog.commands()
+        scored = {
+            i.id: [" ".join(base.clean(e)) for e in i.examples]
+            for i in catalog.intents.values()
+            if not all(_EDGE_PUNCTUATION.sub("", e.casefold()) in i.commands for e in i.examples)
+        }
+        vocabulary = {w for texts in scored.values() for t in texts for w in t.split()}
+        vocabulary |= {str(w) for w in lexicon.get("content_words", [])}
+        self.normalizer = base.with_vocabulary(vocabulary)
+        scored = {k: [self.normalizer.normalize(t) for t in v] for k, v in scored.items()}
+        stemmer = snowballstemmer.stemmer("english")
+        self.scorer = IntentScorer(scored, stemmer.stemWord, _STOPWORDS)
+        self.detector = RedFlagDetector(catalog.red_flags, lexicon)
+        parts = lexicon.get("body_parts", {})
+        self._in_scope = _phrase_regex(parts.get("in_scope", []))
+        self._out_scope = _phrase_regex(parts.get("out_of_scope", []))
+        self._content = _phrase_regex(lexicon.get("content_words", []))
+
+    def command(self, text: str) -> str | None:
+        """Return the intent of an exact command word ("STOP", " help! "), else None."""
+        return self._commands.get(_EDGE_PUNCTUATION.sub("", text.strip().casefold()))
+
+    def match(self, text: str) -> Match:
+        """Classify one message."""
+        command = self.command(text)
+        if command:
+            return Match(text, text.strip().casefold(), command, 1.0, reason="command")
+        normalized = self.normalizer.normalize(text)
+        signs = tuple(self.detector.find(normalized))
+        ranked = self._rank(normalized, signs)
+        best, score = ranked[0]
+        second, second_score = ranked[1]
+        if any(s.present for s in signs):
+            runner = best if best != "red_flag" else second
+            return Match(text, normalized, "red_flag", 1.0, runner,
+                         round(dict(ranked)[runner], 3), reason="red_flag", signs=signs)
+        if self._other_body_part(normalized):
+            return Match(text, normalized, "out_of_scope", 1.0, best, round(score, 3),
+                         reason="other_body_part", signs=signs)
+        if score < self.thresholds.fallback or not self.scorer.known(normalized):
+            return Match(text, normalized, "out_of_scope", round(1.0 - score, 3), best,
+                         round(score, 3), reason="fallback", signs=signs)
+        ambiguous = (
+            best in CALF_INTENTS and second in CALF_INTENTS
+            and score - second_score < self.thresholds.ambiguity
+        )
+        return Match(text, normalized, best, round(min(score, 1.0), 3), second,
+                     round(second_score, 3), ambiguous=ambiguous, signs=signs)
+
+    def _rank(self, normalized: str, signs: tuple[SignHit, ...]) -> list[tuple[str, float]]:
+        scores = self.scorer.scores(normalized)
+        # red_flag comes from the explicit sign check alone: the scorer learnt
+        # it from sign words, which the detector has already weighed in
+        # context (negated, past, someone else's).
+        scores.pop("red_flag", None)
+        if self._content.search(normalized):
+            # greeting, thanks and help mean "with nothing else".
+            for social in ("greeting", "thanks", "help"):
+                scores.pop(social, None)
+        total = sum(scores.values()) or 1.0
+        ranked = sorted(((k, v / total) for k, v in scores.items()), key=lambda kv: kv[1],
+                        reverse=True)
+        return ranked + [("out_of_scope", 0.0)] * 2
+
+    def _other_body_part(self, normalized: str) -> bool:
+        return bool(self._out_scope.search(normalized)) and not self._in_scope.search(normalized)
+
+    def explain(self, text: str) -> Mapping[str, float]:
+        """Return every intent's score, for debugging and the eval command."""
+        return self.scorer.scores(self.normalizer.normalize(text))

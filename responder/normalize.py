@@ -1,0 +1,96 @@
+"""Turn a raw SMS, transcript or clinic note into the words the intents use.
+
+Order matters: Unicode and emoji first, then phrase rewrites that need the
+punctuation ("w/o", "can't"), then per-word shorthand, then spelling
+correction against the intents' own vocabulary, and last the speech slips
+that need corrected neighbours ("my car is crampng" -> "my calf is cramping").
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from rapidfuzz import fuzz, process
+
+_REPEATS = re.compile(r"(.)\1{2,}")
+_NON_WORD = re.compile(r"[^a-z0-9 ]+")
+_CACHE_LIMIT = 50_000
+
+
+def _fold(text: str) -> str:
+    """Drop accents and compatibility forms: 'Café' -> 'cafe', full-width -> ASCII."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+
+
+class Normalizer:
+    """Rewrite text into normalized tokens using the lexicon in intents/_lexicon.yaml."""
+
+    def __init__(
+        self,
+        lexicon: Mapping[str, Any],
+        english: frozenset[str] = frozenset(),
+        vocabulary: Iterable[str] = (),
+    ) -> None:
+        self._emoji = dict(lexicon.get("emoji", {}))
+        self._phrases = [(re.compile(p), r) for p, r in lexicon.get("phrases", [])]
+        self._speech = [(re.compile(p), r) for p, r in lexicon.get("speech", [])]
+        self._abbrev = {str(k): str(v) for k, v in lexicon.get("abbreviations", {}).items()}
+        self._english = english
+        self._vocab = frozenset(vocabulary)
+        # Only words of 4+ letters are corrected: shorter ones are too easy to
+        # turn into another real word.
+        self._targets = sorted(w for w in self._vocab if len(w) >= 4 and w.isalpha())
+        self._corrections: dict[str, str] = {}
+        self._lexicon = lexicon
+
+    def with_vocabulary(self, vocabulary: Iterable[str]) -> Normalizer:
+        """Return a normalizer that also corrects spelling towards these words."""
+        return Normalizer(self._lexicon, self._english, vocabulary)
+
+    def clean(self, text: str) -> list[str]:
+        """Normalize case, Unicode, emoji, punctuation and shorthand; no spelling fixes."""
+        text = unicodedata.normalize("NFKC", text)
+        for symbol, word in self._emoji.items():
+            text = text.replace(symbol, word)
+        text = _fold(text.casefold())
+        for pattern, replacement in self._phrases:
+            text = pattern.sub(replacement, text)
+        text = _NON_WORD.sub(" ", text)
+        words: list[str] = []
+        for token in text.split():
+            token = _REPEATS.sub(r"\1\1", token)
+            words.extend(self._abbrev.get(token, token).split())
+        return words
+
+    def normalize(self, text: str) -> str:
+        """Return the fully normalized text: clean, spell-corrected, speech slips fixed."""
+        words = [self._correct(w) for w in self.clean(text)]
+        joined = " ".join(w for word in words for w in self._abbrev.get(word, word).split())
+        for pattern, replacement in self._speech:
+            joined = pattern.sub(replacement, joined)
+        return joined
+
+    def _correct(self, word: str) -> str:
+        if word in self._vocab or len(word) < 4 or not word.isalpha():
+            return word
+        cached = self._corrections.get(word)
+        if cached is None:
+            cached = self._lookup(word)
+            if len(self._corrections) >= _CACHE_LIMIT:
+                self._corrections.clear()
+            self._corrections[word] = cached
+        return cached
+
+    def _lookup(self, word: str) -> str:
+        single = re.sub(r"(.)\1+", r"\1", word)
+        if single in self._vocab:
+            return single
+        if word in self._english:
+            return word
+        cutoff = 75.0 if len(word) <= 4 else 80.0
+        hit = process.extractOne(word, self._targets, scorer=fuzz.ratio, score_cutoff=cutoff)
+        return str(hit[0]) if hit else word

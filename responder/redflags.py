@@ -1,0 +1,158 @@
+"""Find red-flag signs in a normalized message, with NegEx/ConText context.
+
+This check runs before and apart from the fuzzy matcher, and a sign that is
+present wins over every other intent. Context follows NegEx (Chapman 2001: a
+trigger within a few words before or after the sign, scope closed by "but")
+and ConText (Harkema 2009: experiencer and temporality). When unsure it
+fires: only a clear negation, a clear past, or another person's sign
+(while the sender talks about their own) is set aside.
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+Span = tuple[int, int]  # token indices, end exclusive
+
+
+@dataclass(frozen=True)
+class SignHit:
+    """One red-flag sign found in a message, and why it does or does not count."""
+
+    name: str
+    text: str
+    status: str  # "present", "negated", "historical", "other_person", "other_body_part"
+
+    @property
+    def present(self) -> bool:
+        return self.status == "present"
+
+
+def _phrase_regex(phrases: Iterable[str]) -> re.Pattern[str]:
+    ordered = sorted({p.strip() for p in phrases if p.strip()}, key=len, reverse=True)
+    if not ordered:
+        return re.compile(r"(?!x)x")
+    return re.compile(r"\b(?:" + "|".join(re.escape(p) for p in ordered) + r")\b")
+
+
+class _Tokens:
+    """Maps character offsets of a space-joined text to token indices."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self._starts = [m.start() for m in re.finditer(r"\S+", text)]
+
+    def span(self, start: int, end: int) -> Span:
+        first = bisect.bisect_right(self._starts, start) - 1
+        last = bisect.bisect_left(self._starts, end)
+        return (max(first, 0), last)
+
+    def find(self, pattern: re.Pattern[str]) -> list[Span]:
+        return [self.span(m.start(), m.end()) for m in pattern.finditer(self.text)]
+
+
+class RedFlagDetector:
+    """Detect red-flag signs using the rules in intents/_red_flags.yaml."""
+
+    def __init__(self, rules: Mapping[str, Any], lexicon: Mapping[str, Any]) -> None:
+        self._signs = [
+            (str(s["name"]), str(s.get("scope", "systemic")), re.compile("|".join(s["patterns"])))
+            for s in rules.get("signs", [])
+        ]
+        ctx = rules.get("context", {})
+        self._window = int(ctx.get("window", 5))
+        self._window_after = int(ctx.get("window_after", 3))
+        self._neg_before = _phrase_regex(ctx.get("negation_before", []))
+        self._neg_after = _phrase_regex(ctx.get("negation_after", []))
+        self._pseudo = _phrase_regex(ctx.get("pseudo", []))
+        self._terminators = _phrase_regex(ctx.get("terminators", []))
+        self._others = _phrase_regex(ctx.get("others", []))
+        self._self = _phrase_regex(ctx.get("self", []))
+        self._patients = _phrase_regex(ctx.get("patient_words", []))
+        self._past_before = _phrase_regex(ctx.get("historical_before", []))
+        self._past_after = _phrase_regex(ctx.get("historical_after", []))
+        parts = lexicon.get("body_parts", {})
+        self._in_scope = _phrase_regex(parts.get("in_scope", []))
+        self._out_scope = _phrase_regex(parts.get("out_of_scope", []))
+
+    def find(self, text: str) -> list[SignHit]:
+        """Return every sign mention in the normalized text with its context status."""
+        tokens = _Tokens(text)
+        found: list[tuple[str, str, Span, str]] = []
+        for name, scope, pattern in self._signs:
+            for match in pattern.finditer(text):
+                span = tokens.span(match.start(), match.end())
+                found.append((name, scope, span, match.group(0)))
+        if not found:
+            return []
+        sign_spans = [span for _, _, span, _ in found]
+        context = _Context(self, tokens, sign_spans)
+        only_other_part = bool(self._out_scope.search(text)) and not self._in_scope.search(text)
+        hits = []
+        for name, scope, span, matched in found:
+            status = context.status(span)
+            if status == "present" and scope == "local" and only_other_part:
+                status = "other_body_part"
+            hits.append(SignHit(name=name, text=matched, status=status))
+        return hits
+
+    def fires(self, text: str) -> bool:
+        """Return True when any sign in the normalized text is present."""
+        return any(hit.present for hit in self.find(text))
+
+
+class _Context:
+    """Context triggers found once per message, then asked per sign."""
+
+    def __init__(self, rules: RedFlagDetector, tokens: _Tokens, sign_spans: list[Span]) -> None:
+        pseudo = tokens.find(rules._pseudo)
+        blocked = sign_spans + pseudo
+
+        def free(spans: list[Span]) -> list[Span]:
+            return [s for s in spans if not any(_overlap(s, b) for b in blocked)]
+
+        self.rules = rules
+        self.neg_before = free(tokens.find(rules._neg_before))
+        self.neg_after = free(tokens.find(rules._neg_after))
+        self.terminators = free(tokens.find(rules._terminators))
+        self.past_before = tokens.find(rules._past_before)
+        self.past_after = tokens.find(rules._past_after)
+        self.others = tokens.find(rules._others)
+        self_mentions = tokens.find(rules._self)
+        self.talks_about_self = bool(self_mentions) and not tokens.find(rules._patients)
+
+    def status(self, span: Span) -> str:
+        window, after = self.rules._window, self.rules._window_after
+        if self._before(self.neg_before, span, window) or self._after(self.neg_after, span, after):
+            return "negated"
+        if self._before(self.past_before, span, window + 3) or self._after(
+            self.past_after, span, window
+        ):
+            return "historical"
+        if self.talks_about_self and self._before(self.others, span, window):
+            return "other_person"
+        return "present"
+
+    def _before(self, triggers: list[Span], span: Span, window: int) -> bool:
+        return any(
+            t[1] <= span[0] and span[0] - t[1] <= window and not self._closed(t[1], span[0])
+            for t in triggers
+        )
+
+    def _after(self, triggers: list[Span], span: Span, window: int) -> bool:
+        return any(
+            t[0] >= span[1] and t[0] - span[1] <= window and not self._closed(span[1], t[0])
+            for t in triggers
+        )
+
+    def _closed(self, start: int, end: int) -> bool:
+        """Return True when a terminator ("but") stands between two token positions."""
+        return any(start <= t[0] and t[1] <= end for t in self.terminators)
+
+
+def _overlap(a: Span, b: Span) -> bool:
+    return a[0] < b[1] and b[0] < a[1]
