@@ -147,7 +147,10 @@ def _load_system(path: Path) -> dict[str, dict[str, str]]:
         raise IntentDataError(path, "templates", "must map template names to channels")
     system: dict[str, dict[str, str]] = {}
     for name, channels in data.items():
-        if not isinstance(channels, dict) or not all(isinstance(channels.get(c), str) for c in CHANNELS):
+        complete = isinstance(channels, dict) and all(
+            isinstance(channels.get(c), str) for c in CHANNELS
+        )
+        if not complete:
             raise IntentDataError(path, f"templates.{name}", "needs sms, voice and api text")
         for channel, text in channels.items():
             check_template(path, f"templates.{name}.{channel}", str(text), str(channel))

@@ -103,6 +103,8 @@ class Matcher:
         if command:
             return Match(text, text.strip().casefold(), command, 1.0, reason="command")
         normalized = self.normalizer.normalize(text)
+        if not normalized:
+            return Match(text, normalized, "out_of_scope", 1.0, reason="empty")
         signs = tuple(self.detector.find(normalized))
         ranked = self._rank(normalized, signs)
         best, score = ranked[0]

@@ -16,6 +16,7 @@ from typing import Any
 from rapidfuzz import fuzz, process
 
 _REPEATS = re.compile(r"(.)\1{2,}")
+_DOUBLES = re.compile(r"(.)\1+")
 _NON_WORD = re.compile(r"[^a-z0-9 ]+")
 _CACHE_LIMIT = 50_000
 
@@ -72,11 +73,16 @@ class Normalizer:
         joined = " ".join(w for word in words for w in self._abbrev.get(word, word).split())
         for pattern, replacement in self._speech:
             joined = pattern.sub(replacement, joined)
-        return joined
+        return " ".join(joined.split())
 
     def _correct(self, word: str) -> str:
-        if word in self._vocab or len(word) < 4 or not word.isalpha():
+        if word in self._vocab or not word.isalpha():
             return word
+        if len(word) < 4:
+            if word in self._english:
+                return word
+            single = _DOUBLES.sub(r"\1", word)
+            return single if single in self._vocab else word
         cached = self._corrections.get(word)
         if cached is None:
             cached = self._lookup(word)
@@ -86,11 +92,11 @@ class Normalizer:
         return cached
 
     def _lookup(self, word: str) -> str:
-        single = re.sub(r"(.)\1+", r"\1", word)
+        single = _DOUBLES.sub(r"\1", word)
         if single in self._vocab:
             return single
         if word in self._english:
             return word
-        cutoff = 75.0 if len(word) <= 4 else 80.0
+        cutoff = 85.0 if len(word) <= 4 else 80.0
         hit = process.extractOne(word, self._targets, scorer=fuzz.ratio, score_cutoff=cutoff)
         return str(hit[0]) if hit else word

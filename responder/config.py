@@ -1,0 +1,52 @@
+"""Configuration: environment variables with safe defaults, read once at start-up."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from responder.errors import ConfigError
+
+DEFAULT_INTENTS_DIR = Path(__file__).resolve().parent.parent / "intents"
+
+
+def _float(value: str) -> float:
+    return float(value)
+
+
+def _int(value: str) -> int:
+    return int(value)
+
+
+def _str(value: str) -> str:
+    return value
+
+
+# name -> (environment variable, parser, default)
+SETTINGS: dict[str, tuple[str, Callable[[str], Any], Any]] = {
+    "INTENTS_DIR": ("CALFLINE_INTENTS_DIR", _str, str(DEFAULT_INTENTS_DIR)),
+    "FALLBACK_THRESHOLD": ("CALFLINE_FALLBACK_THRESHOLD", _float, 0.2),
+    "AMBIGUITY_MARGIN": ("CALFLINE_AMBIGUITY_MARGIN", _float, 0.1),
+    "CLINIC_NAME": ("CALFLINE_CLINIC_NAME", _str, "CalfLine"),
+    "CLINIC_PHONE": ("CALFLINE_CLINIC_PHONE", _str, "your doctor or clinic"),
+    "EMERGENCY_NUMBER": ("CALFLINE_EMERGENCY_NUMBER", _str, "911"),
+    "MAX_CONTENT_LENGTH": ("CALFLINE_MAX_BODY_BYTES", _int, 64 * 1024),
+}
+
+
+def from_environment(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Read every setting from the environment, falling back to its default."""
+    env = os.environ if environ is None else environ
+    config: dict[str, Any] = {}
+    for name, (variable, parse, default) in SETTINGS.items():
+        raw = env.get(variable)
+        if raw is None or raw == "":
+            config[name] = default
+            continue
+        try:
+            config[name] = parse(raw)
+        except ValueError as exc:
+            raise ConfigError(f"{variable}={raw!r}: {exc}") from exc
+    return config

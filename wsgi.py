@@ -1,0 +1,3 @@
+from responder import create_app
+
+app = create_app()
