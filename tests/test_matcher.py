@@ -1,0 +1,84 @@
+"""Matcher rules: exact commands, thresholds, ambiguity, body parts."""
+
+import pytest
+
+from responder.catalog import load_catalog
+from responder.matcher import Matcher, Thresholds
+from responder.respond import Responder
+from tests.conftest import INTENTS
+
+
+@pytest.mark.parametrize(
+    ("text", "intent"),
+    [
+        ("STOP", "opt_out"), (" stop. ", "opt_out"), ("Unsubscribe", "opt_out"),
+        ("OPTOUT", "opt_out"), ("start", "opt_in"), ("UNSTOP", "opt_in"), ("Yes", "opt_in"),
+        ("HELP", "help"), ("info?", "help"),
+    ],
+)
+def test_command_words_are_exact(responder: Responder, text: str, intent: str) -> None:
+    match = responder.matcher.match(text)
+    assert (match.intent, match.confidence, match.reason) == (intent, 1.0, "command")
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["I can't stop cramping", "stop please", "how do i stop my calves getting tight",
+     "stopp", "the cramps wont end", "quit running?"],
+)
+def test_command_words_inside_sentences_are_not_opt_out(responder: Responder, text: str) -> None:
+    assert responder.matcher.match(text).intent not in {"opt_out", "opt_in"}
+
+
+def test_help_inside_a_question_is_not_the_help_command(responder: Responder) -> None:
+    assert responder.matcher.match("help my calf is cramping").intent == "cramp_now"
+
+
+@pytest.mark.parametrize(
+    ("text", "intent"),
+    [
+        ("my knee hurts", "out_of_scope"),
+        ("what's the weather tomorrow", "out_of_scope"),
+        ("asdfghjkl", "out_of_scope"),
+        ("", "out_of_scope"),
+        ("hey there", "greeting"),
+        ("hi my calves are tight after running", "post_run_tightness"),
+        ("thanks that helped", "thanks"),
+        ("could my new shoes be making my calves tight", "shoe_question"),
+        ("should i drink electrolytes to stop cramps", "hydration"),
+        ("can i take advil for sore calves", "medication"),
+        ("calves tight for 2 months even on rest days", "chronic_pain"),
+        ("how do i stop my calves getting tight", "prevention"),
+    ],
+)
+def test_contract_examples(responder: Responder, text: str, intent: str) -> None:
+    assert responder.matcher.match(text).intent == intent
+
+
+def test_confidence_and_runner_up(responder: Responder) -> None:
+    match = responder.matcher.match("calf cramping mid run what do i do")
+    assert match.intent == "cramp_now"
+    assert 0.0 <= match.runner_up_confidence <= match.confidence <= 1.0
+    assert match.runner_up not in {None, "cramp_now"}
+
+
+def test_fallback_threshold_is_configuration(responder: Responder) -> None:
+    strict = Matcher(responder.catalog, Thresholds(fallback=0.999, ambiguity=0.1))
+    assert strict.match("my calves feel kind of tight").intent == "out_of_scope"
+    assert responder.matcher.match("my calves feel kind of tight").intent != "out_of_scope"
+
+
+def test_ambiguity_margin_is_configuration(responder: Responder) -> None:
+    always = Matcher(responder.catalog, Thresholds(fallback=0.0, ambiguity=1.0))
+    never = Matcher(responder.catalog, Thresholds(fallback=0.0, ambiguity=0.0))
+    text = "calf cramps and tightness after my run"
+    assert always.match(text).ambiguous
+    assert not never.match(text).ambiguous
+
+
+def test_catalog_loads_every_contract_intent() -> None:
+    catalog = load_catalog(INTENTS)
+    assert len(catalog.intents) >= 14
+    for intent in ("cramp_now", "post_run_tightness", "shoe_question", "chronic_pain",
+                   "red_flag", "prevention", "hydration", "medication"):
+        assert len(set(catalog.intents[intent].examples)) >= 30

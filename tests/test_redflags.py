@@ -1,0 +1,41 @@
+"""Red-flag detection with NegEx/ConText context."""
+
+import csv
+
+import pytest
+
+from responder.respond import Responder
+from tests.conftest import DATA
+
+
+def _cases() -> list[tuple[str, str]]:
+    with (DATA / "redflag_cases.tsv").open(encoding="utf-8", newline="") as handle:
+        return [(r["expected"], r["text"]) for r in csv.DictReader(handle, delimiter="\t")]
+
+
+@pytest.mark.parametrize(("expected", "text"), _cases())
+def test_red_flag_detection(responder: Responder, expected: str, text: str) -> None:
+    match = responder.matcher.match(text)
+    assert (match.intent == "red_flag") == (expected == "fire"), match
+
+
+@pytest.mark.parametrize(
+    ("text", "status"),
+    [
+        ("cramp but no swelling", "negated"),
+        ("no swelling, but now it is swollen", "present"),
+        ("had a blood clot 5 years ago", "historical"),
+        ("my wife s calf is swollen, mine is only tight", "other_person"),
+        ("my knee is swollen", "other_body_part"),
+        ("i cannot stand on my toes", "present"),
+    ],
+)
+def test_context_status(responder: Responder, text: str, status: str) -> None:
+    hits = responder.matcher.detector.find(responder.matcher.normalizer.normalize(text))
+    assert status in {h.status for h in hits}
+
+
+def test_red_flag_wins_over_other_intents(responder: Responder) -> None:
+    match = responder.matcher.match("can i take advil, my calf is swollen and hot")
+    assert match.intent == "red_flag"
+    assert match.runner_up is not None and match.runner_up != "red_flag"
