@@ -31,7 +31,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.extensions["calfline"] = responder
 
     from responder import health, sms
+    from responder.logging_setup import install_request_logging
 
+    install_request_logging(app)
     app.register_blueprint(health.bp)
     app.register_blueprint(sms.bp)
     return app

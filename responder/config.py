@@ -33,6 +33,7 @@ SETTINGS: dict[str, tuple[str, Callable[[str], Any], Any]] = {
     "CLINIC_PHONE": ("CALFLINE_CLINIC_PHONE", _str, "your doctor or clinic"),
     "EMERGENCY_NUMBER": ("CALFLINE_EMERGENCY_NUMBER", _str, "911"),
     "MAX_CONTENT_LENGTH": ("CALFLINE_MAX_BODY_BYTES", _int, 64 * 1024),
+    "LOG_LEVEL": ("CALFLINE_LOG_LEVEL", _str, "INFO"),
 }
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Response, current_app, g, request
 from twilio.twiml.messaging_response import MessagingResponse
 
 from responder.respond import Responder
@@ -30,6 +30,7 @@ def incoming_sms() -> Response:
     """Answer one SMS with the reviewed template for its intent."""
     responder: Responder = current_app.extensions["calfline"]
     answer = responder.answer(request.form.get("Body", ""), "sms", clinic_variables())
+    g.calfline_intent = answer.match.intent  # for the request log line
     response = MessagingResponse()
     if answer.reply.text:
         # An empty reply (opt-out) sends nothing: Twilio confirms STOP itself.

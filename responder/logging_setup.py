@@ -1,0 +1,104 @@
+"""One JSON log line per request: id, method, path, status, intent, latency.
+
+Messages and phone numbers are personal health data, so no log line at INFO
+carries the message body, the sender's number or the query string (a GET
+webhook puts both there). Views name the intent with `flask.g.calfline_intent`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sys
+import time
+import uuid
+from typing import Any
+
+from flask import Flask, Response, g, request
+
+from responder.errors import ConfigError
+
+REQUEST_LOGGER = "calfline.request"
+REQUEST_ID_HEADER = "X-Request-Id"
+# A caller's id is kept only if it is short and plain, so it cannot forge log
+# fields or smuggle a phone number past the formatter.
+_SAFE_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+_PHONE_LIKE = re.compile(r"\+?\d(?:[\s().-]*\d){6,}")
+# Attributes every LogRecord has; anything else was passed in `extra`.
+_RECORD_FIELDS = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
+
+
+class JsonFormatter(logging.Formatter):
+    """Format a record as one JSON object: time, level, logger, message and extras."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, Any] = {
+            "ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "event": record.getMessage(),
+        }
+        line.update({k: v for k, v in vars(record).items() if k not in _RECORD_FIELDS})
+        if record.exc_info:
+            line["error"] = self.formatException(record.exc_info)
+        return json.dumps(line, default=str, ensure_ascii=False)
+
+
+JsonFormatter.converter = time.gmtime
+
+
+def configure_logging(level: str = "INFO") -> None:
+    """Send CalfLine's loggers to stderr as JSON lines, once per process."""
+    if level.upper() not in logging.getLevelNamesMapping():
+        raise ConfigError(f"CALFLINE_LOG_LEVEL={level!r}: not a logging level")
+    logger = logging.getLogger("calfline")
+    logger.setLevel(level.upper())
+    if not any(isinstance(h.formatter, JsonFormatter) for h in logger.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(JsonFormatter())
+        logger.addHandler(handler)
+    # Our lines are complete; the root logger (gunicorn's or pytest's) would repeat them.
+    logger.propagate = False
+
+
+def redact_path(path: str) -> str:
+    """Replace digit runs long enough to be a phone number with a placeholder."""
+    return _PHONE_LIKE.sub("[number]", path)
+
+
+def request_id() -> str:
+    """Return the caller's X-Request-Id if it is safe to log, else a fresh one."""
+    given = request.headers.get(REQUEST_ID_HEADER, "")
+    if _SAFE_REQUEST_ID.fullmatch(given) and not _PHONE_LIKE.search(given):
+        return given
+    return uuid.uuid4().hex
+
+
+def _start() -> None:
+    g.calfline_started = time.perf_counter()
+    g.calfline_request_id = request_id()
+
+
+def _log(response: Response) -> Response:
+    started = g.get("calfline_started")
+    latency_ms = (time.perf_counter() - started) * 1000.0 if started is not None else None
+    rid = g.get("calfline_request_id") or uuid.uuid4().hex
+    response.headers[REQUEST_ID_HEADER] = rid
+    logging.getLogger(REQUEST_LOGGER).info("request", extra={
+        "request_id": rid,
+        "method": request.method,
+        # Never request.full_path: the query string of a GET webhook holds the number.
+        "path": redact_path(request.path),
+        "status": response.status_code,
+        "intent": g.get("calfline_intent"),
+        "latency_ms": None if latency_ms is None else round(latency_ms, 3),
+    })
+    return response
+
+
+def install_request_logging(app: Flask) -> None:
+    """Time every request and log it as one JSON line when the response is ready."""
+    configure_logging(str(app.config.get("LOG_LEVEL", "INFO")))
+    app.before_request(_start)
+    app.after_request(_log)
