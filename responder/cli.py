@@ -15,6 +15,7 @@ from responder.errors import CalfLineError
 from responder.matcher import Thresholds
 from responder.replies import template_variables
 from responder.respond import Responder
+from responder.twilio_setup import add_twilio_setup_command, cmd_twilio_setup
 
 
 def _responder() -> Responder:
@@ -115,10 +116,12 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("file", help="TSV with header channel<TAB>intent<TAB>text")
     evaluate.add_argument("--json", action="store_true", help="write the report as JSON")
     evaluate.add_argument("--errors", action="store_true", help="also list misclassified rows")
+    add_twilio_setup_command(sub)
     return parser
 
 
 COMMANDS: dict[str, Callable[..., int]] = {
+    "twilio-setup": cmd_twilio_setup,
     "chat": cmd_chat, "classify": cmd_classify, "eval": cmd_eval,
 }
 
