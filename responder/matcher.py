@@ -92,6 +92,7 @@ class Matcher:
         self._in_scope = _phrase_regex(parts.get("in_scope", []))
         self._out_scope = _phrase_regex(parts.get("out_of_scope", []))
         self._content = _phrase_regex(lexicon.get("content_words", []))
+        self._symptoms = _phrase_regex(lexicon.get("symptom_words", []))
 
     def command(self, text: str) -> str | None:
         """Return the intent of an exact command word ("STOP", " help! "), else None."""
@@ -116,7 +117,12 @@ class Matcher:
         if self._other_body_part(normalized):
             return Match(text, normalized, "out_of_scope", 1.0, best, round(score, 3),
                          reason="other_body_part", signs=signs)
-        if score < self.thresholds.fallback or not self.scorer.known(normalized):
+        if best == "out_of_scope" and self._symptoms.search(normalized):
+            # A calf symptom is in the message: answering the closest calf
+            # intent helps more than "I can only help with calves".
+            if second in CALF_INTENTS and second_score >= 0.6 * score:
+                best, score, second, second_score = second, second_score, best, score
+        if score < self.thresholds.fallback:
             return Match(text, normalized, "out_of_scope", round(1.0 - score, 3), best,
                          round(score, 3), reason="fallback", signs=signs)
         ambiguous = (
@@ -139,7 +145,8 @@ class Matcher:
         total = sum(scores.values()) or 1.0
         ranked = sorted(((k, v / total) for k, v in scores.items()), key=lambda kv: kv[1],
                         reverse=True)
-        return ranked + [("out_of_scope", 0.0)] * 2
+        # No known word at all: nothing to rank, so nothing clears the fallback.
+        return ranked + [("out_of_scope", 0.0)] * (2 - min(len(ranked), 2))
 
     def _other_body_part(self, normalized: str) -> bool:
         return bool(self._out_scope.search(normalized)) and not self._in_scope.search(normalized)

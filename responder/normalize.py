@@ -15,6 +15,8 @@ from typing import Any
 
 from rapidfuzz import fuzz, process
 
+from responder.prefilter import RuleSet
+
 _REPEATS = re.compile(r"(.)\1{2,}")
 _DOUBLES = re.compile(r"(.)\1+")
 _NON_WORD = re.compile(r"[^a-z0-9 ]+")
@@ -36,9 +38,11 @@ class Normalizer:
         english: frozenset[str] = frozenset(),
         vocabulary: Iterable[str] = (),
     ) -> None:
-        self._emoji = dict(lexicon.get("emoji", {}))
-        self._phrases = [(re.compile(p), r) for p, r in lexicon.get("phrases", [])]
-        self._speech = [(re.compile(p), r) for p, r in lexicon.get("speech", [])]
+        emoji = {str(k): str(v) for k, v in lexicon.get("emoji", {}).items()}
+        self._emoji = str.maketrans({k: v for k, v in emoji.items() if len(k) == 1})
+        self._emoji_sequences = {k: v for k, v in emoji.items() if len(k) > 1}
+        self._phrases = RuleSet(lexicon.get("phrases", []))
+        self._speech = RuleSet(lexicon.get("speech", []))
         self._abbrev = {str(k): str(v) for k, v in lexicon.get("abbreviations", {}).items()}
         self._english = english
         self._vocab = frozenset(vocabulary)
@@ -54,12 +58,12 @@ class Normalizer:
 
     def clean(self, text: str) -> list[str]:
         """Normalize case, Unicode, emoji, punctuation and shorthand; no spelling fixes."""
-        text = unicodedata.normalize("NFKC", text)
-        for symbol, word in self._emoji.items():
-            text = text.replace(symbol, word)
-        text = _fold(text.casefold())
-        for pattern, replacement in self._phrases:
-            text = pattern.sub(replacement, text)
+        if not text.isascii():
+            text = unicodedata.normalize("NFKC", text)
+            for symbol, word in self._emoji_sequences.items():
+                text = text.replace(symbol, word)
+            text = _fold(text.translate(self._emoji).casefold())
+        text = self._phrases.apply(text.lower())
         text = _NON_WORD.sub(" ", text)
         words: list[str] = []
         for token in text.split():
@@ -71,9 +75,7 @@ class Normalizer:
         """Return the fully normalized text: clean, spell-corrected, speech slips fixed."""
         words = [self._correct(w) for w in self.clean(text)]
         joined = " ".join(w for word in words for w in self._abbrev.get(word, word).split())
-        for pattern, replacement in self._speech:
-            joined = pattern.sub(replacement, joined)
-        return " ".join(joined.split())
+        return " ".join(self._speech.apply(joined).split())
 
     def _correct(self, word: str) -> str:
         if word in self._vocab or not word.isalpha():

@@ -16,6 +16,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from responder.prefilter import Guard
+
 Span = tuple[int, int]  # token indices, end exclusive
 
 
@@ -60,8 +62,8 @@ class RedFlagDetector:
 
     def __init__(self, rules: Mapping[str, Any], lexicon: Mapping[str, Any]) -> None:
         self._signs = [
-            (str(s["name"]), str(s.get("scope", "systemic")), re.compile("|".join(s["patterns"])))
-            for s in rules.get("signs", [])
+            (str(sign["name"]), str(sign.get("scope", "systemic")), re.compile(p), Guard(p))
+            for sign in rules.get("signs", []) for p in sign["patterns"]
         ]
         ctx = rules.get("context", {})
         self._window = int(ctx.get("window", 5))
@@ -83,7 +85,9 @@ class RedFlagDetector:
         """Return every sign mention in the normalized text with its context status."""
         tokens = _Tokens(text)
         found: list[tuple[str, str, Span, str]] = []
-        for name, scope, pattern in self._signs:
+        for name, scope, pattern, guard in self._signs:
+            if not guard.allows(text):
+                continue
             for match in pattern.finditer(text):
                 span = tokens.span(match.start(), match.end())
                 found.append((name, scope, span, match.group(0)))
