@@ -10,6 +10,8 @@ import urllib.request
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import DATA, ROOT
 
 CALFLINE = [sys.executable, "-m", "responder.cli"]
@@ -39,8 +41,9 @@ def test_classify_channel_picks_the_template() -> None:
     assert sms["reply"] != voice["reply"]
 
 
-def test_eval_on_the_development_set() -> None:
-    result = _run(["eval", str(DATA / "dev.tsv"), "--json", "--errors"])
+@pytest.mark.parametrize("name", ["dev.tsv", "dev_b.tsv"])
+def test_eval_on_the_development_sets(name: str) -> None:
+    result = _run(["eval", str(DATA / name), "--json", "--errors"])
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["count"] >= 300

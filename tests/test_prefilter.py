@@ -1,0 +1,63 @@
+"""Skipping rules by their required literals must change nothing."""
+
+import re
+
+import pytest
+import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from responder.catalog import load_catalog
+from responder.evaluation import read_tsv
+from responder.prefilter import Guard, RuleSet, required_literals
+from tests.conftest import DATA, INTENTS
+
+LEXICON = yaml.safe_load((INTENTS / "_lexicon.yaml").read_text(encoding="utf-8"))
+SIGNS = yaml.safe_load((INTENTS / "_red_flags.yaml").read_text(encoding="utf-8"))["signs"]
+PATTERNS = [p for sign in SIGNS for p in sign["patterns"]] + [
+    p for p, _ in LEXICON["phrases"] + LEXICON["speech"]
+]
+
+
+def _texts() -> list[str]:
+    catalog = load_catalog(INTENTS)
+    texts = [e for i in catalog.intents.values() for e in i.examples]
+    texts += [e.text for e in read_tsv(DATA / "dev.tsv")]
+    return [t.lower() for t in texts]
+
+
+TEXTS = _texts()
+
+
+@pytest.mark.parametrize("pattern", PATTERNS)
+def test_guard_never_hides_a_match(pattern: str) -> None:
+    compiled, guard = re.compile(pattern), Guard(pattern)
+    for text in TEXTS:
+        if compiled.search(text):
+            assert guard.allows(text), (pattern, text)
+
+
+def test_rule_set_equals_plain_substitution() -> None:
+    rules = LEXICON["phrases"]
+    ruleset = RuleSet(rules)
+    for text in TEXTS:
+        plain = text
+        for pattern, replacement in rules:
+            plain = re.sub(pattern, replacement, plain)
+        assert ruleset.apply(text) == plain
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet="abcdefghijklmnopqrstuvwxyz '/+&0123456789", max_size=60))
+def test_guard_on_random_text(text: str) -> None:
+    for pattern in PATTERNS:
+        if re.search(pattern, text):
+            assert Guard(pattern).allows(text), (pattern, text)
+
+
+def test_required_literals_of_simple_patterns() -> None:
+    assert required_literals(r"\bswollen\b") == (frozenset({"swollen"}),)
+    assert required_literals(r"(hot|warm) and (red|sore)") == (
+        frozenset({"hot", "warm"}), frozenset({" and "}), frozenset({"red", "sore"}),
+    )
+    assert required_literals(r"\w+") == ()
