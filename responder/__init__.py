@@ -34,6 +34,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from responder.logging_setup import install_request_logging
 
     install_request_logging(app)
+    from responder.frontdesk import install_frontdesk
+
+    install_frontdesk(app)  # clinic profiles, JSON API, staff console, escalation
     app.register_blueprint(health.bp)
     app.register_blueprint(sms.bp)
     return app

@@ -12,6 +12,7 @@ from typing import TextIO
 from responder.catalog import CHANNELS
 from responder.config import from_environment
 from responder.errors import CalfLineError
+from responder.frontdesk_cli import FRONTDESK_COMMANDS, add_frontdesk_commands
 from responder.matcher import Thresholds
 from responder.replies import template_variables
 from responder.respond import Responder
@@ -117,12 +118,13 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--json", action="store_true", help="write the report as JSON")
     evaluate.add_argument("--errors", action="store_true", help="also list misclassified rows")
     add_twilio_setup_command(sub)
+    add_frontdesk_commands(sub)
     return parser
 
 
 COMMANDS: dict[str, Callable[..., int]] = {
     "twilio-setup": cmd_twilio_setup,
-    "chat": cmd_chat, "classify": cmd_classify, "eval": cmd_eval,
+    "chat": cmd_chat, "classify": cmd_classify, "eval": cmd_eval, **FRONTDESK_COMMANDS,
 }
 
 

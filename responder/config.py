@@ -33,6 +33,10 @@ SETTINGS: dict[str, tuple[str, Callable[[str], Any], Any]] = {
     "CLINIC_PHONE": ("CALFLINE_CLINIC_PHONE", _str, "your doctor or clinic"),
     "EMERGENCY_NUMBER": ("CALFLINE_EMERGENCY_NUMBER", _str, "911"),
     "MAX_CONTENT_LENGTH": ("CALFLINE_MAX_BODY_BYTES", _int, 64 * 1024),
+    # Clinic profiles (responder/clinics.py); empty means no clinics, neutral defaults.
+    "CLINICS_FILE": ("CALFLINE_CLINICS_FILE", _str, ""),
+    # Signs the staff console's session cookie; empty gets a dev key and a warning.
+    "SECRET_KEY": ("CALFLINE_SECRET_KEY", _str, ""),
     "LOG_LEVEL": ("CALFLINE_LOG_LEVEL", _str, "INFO"),
 }
 

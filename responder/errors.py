@@ -2,7 +2,8 @@
 
     CalfLineError
     ├── IntentDataError   an intents/ file is missing, malformed or unsafe
-    └── ConfigError       an environment setting has an unusable value
+    ├── ConfigError       an environment setting has an unusable value
+    └── ClinicDataError   the clinics file is missing, malformed or unsafe
 """
 
 
@@ -22,3 +23,13 @@ class IntentDataError(CalfLineError):
 
 class ConfigError(CalfLineError):
     """Raise when a configuration value cannot be used."""
+
+
+class ClinicDataError(CalfLineError):
+    """Raise when the clinics file cannot be used; the message names file and field."""
+
+    def __init__(self, path: object, field: str, problem: str) -> None:
+        super().__init__(f"{path}: field '{field}': {problem}")
+        self.path = path
+        self.field = field
+        self.problem = problem

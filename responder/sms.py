@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, current_app, g, request
 from twilio.twiml.messaging_response import MessagingResponse
 
+from responder.clinics import variables_for_number
 from responder.respond import Responder
 
 bp = Blueprint("sms", __name__)
@@ -16,13 +17,8 @@ def twiml(body: str, status: int = 200) -> Response:
 
 
 def clinic_variables() -> dict[str, str]:
-    """Template variables for this request's clinic (neutral defaults for now)."""
-    config = current_app.config
-    return {
-        "clinic_name": config["CLINIC_NAME"],
-        "clinic_phone": config["CLINIC_PHONE"],
-        "emergency_number": config["EMERGENCY_NUMBER"],
-    }
+    """Template variables for the clinic owning the number texted (`To`), else defaults."""
+    return variables_for_number(current_app, request.form.get("To"))
 
 
 @bp.route("/sms", methods=["POST"])

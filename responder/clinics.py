@@ -1,0 +1,305 @@
+"""Clinic profiles: who owns which Twilio number, and how to reach and sign in to them.
+
+Loaded once from the YAML file named by CALFLINE_CLINICS_FILE and validated at
+start-up, so a typo stops the service with the file and field named instead of
+a patient hearing the wrong clinic's name. Secrets are stored hashed only.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import hmac
+import re
+import secrets
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import yaml
+from flask import Flask
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from responder.catalog import LONGEST_VARIABLES
+from responder.errors import ClinicDataError
+from responder.gsm import non_gsm7_chars
+
+__all__ = [
+    "Clinic", "ClinicDirectory", "StaffUser", "clinic_for_number", "hash_api_key", "load_clinics",
+    "new_api_key", "variables_for_clinic", "variables_for_number",
+]
+
+# E.164: a plus, then at most 15 digits (ITU-T E.164 section 6.1); Twilio's `To` is E.164.
+_E164 = re.compile(r"^\+[1-9]\d{1,14}$")
+_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
+_API_KEY_HASH = re.compile(r"^sha256:[0-9a-f]{64}$")
+# Templates are checked at start-up against these worst-case lengths (catalog.py),
+# so a longer name or phone could push an SMS past two segments.
+MAX_NAME_CHARS = len(LONGEST_VARIABLES["clinic_name"])
+MAX_PHONE_CHARS = len(LONGEST_VARIABLES["clinic_phone"])
+_FIELDS = frozenset({
+    "id", "name", "numbers", "phone", "hours", "escalation", "escalate_chronic_pain",
+    "api_keys", "staff",
+})
+
+
+@dataclass(frozen=True)
+class StaffUser:
+    """One front-desk login; the password is kept only as a werkzeug hash."""
+
+    username: str
+    password_hash: str
+
+    def check_password(self, password: str) -> bool:
+        """Return True when `password` matches the stored hash."""
+        return check_password_hash(self.password_hash, password)
+
+
+@dataclass(frozen=True)
+class Clinic:
+    """One clinic's profile."""
+
+    id: str
+    name: str
+    numbers: tuple[str, ...]
+    phone: str
+    hours: str = ""
+    escalation_phone: str | None = None
+    escalation_webhook_url: str | None = None
+    escalation_webhook_secret: str | None = field(default=None, repr=False)
+    escalate_chronic_pain: bool = False
+    api_key_hashes: tuple[str, ...] = field(default=(), repr=False)
+    staff: tuple[StaffUser, ...] = field(default=(), repr=False)
+
+    def variables(self) -> dict[str, str]:
+        """Template variables this clinic's patients hear."""
+        return {"clinic_name": self.name, "clinic_phone": self.phone}
+
+    def escalates(self, intent: str) -> bool:
+        """Return True when a message of this intent must notify the clinic."""
+        has_target = bool(self.escalation_phone or self.escalation_webhook_url)
+        wanted = intent == "red_flag" or (intent == "chronic_pain" and self.escalate_chronic_pain)
+        return has_target and wanted
+
+
+class ClinicDirectory:
+    """Every clinic, indexed by number, API key hash and staff username."""
+
+    def __init__(self, clinics: Iterable[Clinic] = ()) -> None:
+        self.clinics: dict[str, Clinic] = {c.id: c for c in clinics}
+        self._by_number = {n: c for c in self.clinics.values() for n in c.numbers}
+        self._by_key = {h: c for c in self.clinics.values() for h in c.api_key_hashes}
+        self._staff = {s.username: (c, s) for c in self.clinics.values() for s in c.staff}
+
+    def for_number(self, number: str | None) -> Clinic | None:
+        """Return the clinic that owns a Twilio number, if any."""
+        return self._by_number.get((number or "").strip())
+
+    def for_api_key(self, key: str) -> Clinic | None:
+        """Return the clinic whose API key this is; compares hashes in constant time."""
+        digest = hash_api_key(key)
+        found = None
+        for stored, clinic in self._by_key.items():
+            if hmac.compare_digest(stored, digest):
+                found = clinic
+        return found
+
+    def login(self, username: str, password: str) -> Clinic | None:
+        """Return the staff member's clinic when the password is right."""
+        entry = self._staff.get(username)
+        if entry is None:
+            # Spend the same time as a real check so usernames cannot be probed by timing.
+            check_password_hash(_dummy_hash(), password)
+            return None
+        clinic, user = entry
+        return clinic if user.check_password(password) else None
+
+
+def new_api_key() -> str:
+    """Return a fresh random API key (256 bits, URL-safe)."""
+    return "cl_" + secrets.token_urlsafe(32)
+
+
+def hash_api_key(key: str) -> str:
+    """Hash an API key for storage.
+
+    Keys are 256-bit random strings made by `calfline clinic-key`, so a salted slow
+    hash adds nothing against guessing, and one SHA-256 lets a request find its
+    clinic without trying every stored key.
+    """
+    return "sha256:" + hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """A real hash to check against when the username is unknown."""
+    return generate_password_hash(secrets.token_urlsafe(16))
+
+
+def _text(path: Path, where: str, data: Mapping[str, Any], name: str, required: bool) -> str:
+    value = data.get(name)
+    if value is None and not required:
+        return ""
+    if not isinstance(value, str) or not value.strip():
+        raise ClinicDataError(path, f"{where}.{name}", "must be a non-empty string")
+    return value.strip()
+
+
+def _number(path: Path, where: str, value: object) -> str:
+    if not isinstance(value, str) or not _E164.match(value):
+        raise ClinicDataError(path, where, f"{value!r} is not an E.164 number like +15551234567")
+    return value
+
+
+def _template_value(path: Path, where: str, value: str, limit: int) -> str:
+    if len(value) > limit:
+        raise ClinicDataError(path, where, f"{len(value)} characters; max {limit} to fit an SMS")
+    bad = non_gsm7_chars(value)
+    if bad:
+        raise ClinicDataError(path, where, f"non-GSM-7 characters {bad!r} would split SMS")
+    return value
+
+
+def _escalation(path: Path, where: str, data: object) -> dict[str, Any]:
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ClinicDataError(path, where, "must be a mapping with phone and/or webhook_url")
+    unknown = set(data) - {"phone", "webhook_url", "webhook_secret"}
+    if unknown:
+        raise ClinicDataError(path, where, f"unknown fields {sorted(unknown)}")
+    out: dict[str, Any] = {}
+    if data.get("phone") is not None:
+        out["escalation_phone"] = _number(path, f"{where}.phone", data["phone"])
+    url = data.get("webhook_url")
+    if url is not None:
+        parts = urlsplit(str(url))
+        if parts.scheme not in {"http", "https"} or not parts.netloc:
+            raise ClinicDataError(path, f"{where}.webhook_url", f"{url!r} is not an http(s) URL")
+        secret = data.get("webhook_secret")
+        if not isinstance(secret, str) or len(secret) < 16:
+            raise ClinicDataError(
+                path, f"{where}.webhook_secret", "required with webhook_url, 16+ characters"
+            )
+        out["escalation_webhook_url"] = str(url)
+        out["escalation_webhook_secret"] = secret
+    return out
+
+
+def _staff(path: Path, where: str, data: object) -> tuple[StaffUser, ...]:
+    if data is None:
+        return ()
+    if not isinstance(data, list):
+        raise ClinicDataError(path, where, "must be a list of {username, password_hash}")
+    users = []
+    for i, entry in enumerate(data):
+        here = f"{where}[{i}]"
+        if not isinstance(entry, dict):
+            raise ClinicDataError(path, here, "must be a mapping with username and password_hash")
+        username = _text(path, here, entry, "username", required=True)
+        hashed = _text(path, here, entry, "password_hash", required=True)
+        if not hashed.startswith(("scrypt:", "pbkdf2:")):
+            raise ClinicDataError(
+                path, f"{here}.password_hash",
+                "must be a werkzeug hash (run `calfline password-hash`), never a plain password",
+            )
+        users.append(StaffUser(username, hashed))
+    return tuple(users)
+
+
+def _clinic(path: Path, index: int, data: object) -> Clinic:
+    where = f"clinics[{index}]"
+    if not isinstance(data, dict):
+        raise ClinicDataError(path, where, "must be a mapping of fields")
+    unknown = set(data) - _FIELDS
+    if unknown:
+        raise ClinicDataError(path, where, f"unknown fields {sorted(unknown)}")
+    clinic_id = _text(path, where, data, "id", required=True)
+    if not _ID.match(clinic_id):
+        raise ClinicDataError(path, f"{where}.id", "lowercase letters, digits, - and _ only")
+    where = f"clinics[{clinic_id}]"
+    numbers = data.get("numbers")
+    if not isinstance(numbers, list) or not numbers:
+        raise ClinicDataError(path, f"{where}.numbers", "must list the Twilio numbers it owns")
+    keys = data.get("api_keys") or []
+    if not isinstance(keys, list) or not all(
+        isinstance(k, str) and _API_KEY_HASH.match(k) for k in keys
+    ):
+        raise ClinicDataError(
+            path, f"{where}.api_keys",
+            "must list hashes like sha256:<64 hex> (run `calfline clinic-key`), never raw keys",
+        )
+    flag = data.get("escalate_chronic_pain", False)
+    if not isinstance(flag, bool):
+        raise ClinicDataError(path, f"{where}.escalate_chronic_pain", "must be true or false")
+    name = _text(path, where, data, "name", required=True)
+    phone = _text(path, where, data, "phone", required=True)
+    return Clinic(
+        id=clinic_id,
+        name=_template_value(path, f"{where}.name", name, MAX_NAME_CHARS),
+        numbers=tuple(_number(path, f"{where}.numbers[{i}]", n) for i, n in enumerate(numbers)),
+        phone=_template_value(path, f"{where}.phone", phone, MAX_PHONE_CHARS),
+        hours=_text(path, where, data, "hours", required=False),
+        escalate_chronic_pain=flag,
+        api_key_hashes=tuple(keys),
+        staff=_staff(path, f"{where}.staff", data.get("staff")),
+        **_escalation(path, f"{where}.escalation", data.get("escalation")),
+    )
+
+
+def _check_unique(path: Path, clinics: list[Clinic]) -> None:
+    seen: dict[str, str] = {}
+    for clinic in clinics:
+        items = [("id", clinic.id)] + [("numbers", n) for n in clinic.numbers]
+        items += [("api_keys", k) for k in clinic.api_key_hashes]
+        items += [("staff.username", s.username) for s in clinic.staff]
+        for kind, value in items:
+            key = f"{kind}:{value}"
+            if key in seen:
+                raise ClinicDataError(
+                    path, f"clinics[{clinic.id}].{kind}",
+                    f"{value!r} is already used by clinic {seen[key]!r}",
+                )
+            seen[key] = clinic.id
+
+
+def load_clinics(path: Path | str | None) -> ClinicDirectory:
+    """Read and validate the clinics file; no file configured means no clinics."""
+    if not path:
+        return ClinicDirectory()
+    file = Path(path)
+    try:
+        data = yaml.safe_load(file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise ClinicDataError(file, "(file)", f"cannot be read as YAML: {exc}") from exc
+    if not isinstance(data, dict) or not isinstance(data.get("clinics"), list):
+        raise ClinicDataError(file, "clinics", "the file must hold a `clinics:` list")
+    clinics = [_clinic(file, i, entry) for i, entry in enumerate(data["clinics"])]
+    _check_unique(file, clinics)
+    return ClinicDirectory(clinics)
+
+
+def variables_for_clinic(app: Flask, clinic: Clinic | None) -> dict[str, str]:
+    """Template variables for `clinic`'s patients; None gets the neutral defaults."""
+    config = app.config
+    variables = {
+        "clinic_name": config["CLINIC_NAME"],
+        "clinic_phone": config["CLINIC_PHONE"],
+        "emergency_number": config["EMERGENCY_NUMBER"],
+    }
+    if clinic is not None:
+        variables.update(clinic.variables())
+    return variables
+
+
+def clinic_for_number(app: Flask, to_number: str | None) -> Clinic | None:
+    """Return the clinic that owns the Twilio number a message was sent to."""
+    directory: ClinicDirectory = app.extensions["calfline_clinics"]
+    return directory.for_number(to_number)
+
+
+def variables_for_number(app: Flask, to_number: str | None) -> dict[str, str]:
+    """Template variables for a message to `to_number`: its clinic's, or the neutral defaults."""
+    return variables_for_clinic(app, clinic_for_number(app, to_number))
