@@ -29,6 +29,13 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         app.config["INTENTS_DIR"], thresholds
     )
     app.extensions["calfline"] = responder
+    from responder.ratelimit import install_rate_limits
+    from responder.security import install_security
+    from responder.store import install_store
+
+    install_security(app)  # signature checks on every Twilio route, proxy hops
+    install_rate_limits(app)
+    install_store(app)  # app.extensions["calfline_store"], migrated to the newest schema
 
     from responder import health, sms
     from responder.logging_setup import install_request_logging

@@ -16,6 +16,7 @@ from responder.frontdesk_cli import FRONTDESK_COMMANDS, add_frontdesk_commands
 from responder.matcher import Thresholds
 from responder.replies import template_variables
 from responder.respond import Responder
+from responder.store_cli import STORE_COMMANDS, add_store_commands
 from responder.twilio_setup import add_twilio_setup_command, cmd_twilio_setup
 
 
@@ -119,12 +120,14 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--errors", action="store_true", help="also list misclassified rows")
     add_twilio_setup_command(sub)
     add_frontdesk_commands(sub)
+    add_store_commands(sub)
     return parser
 
 
 COMMANDS: dict[str, Callable[..., int]] = {
     "twilio-setup": cmd_twilio_setup,
     "chat": cmd_chat, "classify": cmd_classify, "eval": cmd_eval, **FRONTDESK_COMMANDS,
+    **STORE_COMMANDS,
 }
 
 

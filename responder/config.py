@@ -38,6 +38,18 @@ SETTINGS: dict[str, tuple[str, Callable[[str], Any], Any]] = {
     # Signs the staff console's session cookie; empty gets a dev key and a warning.
     "SECRET_KEY": ("CALFLINE_SECRET_KEY", _str, ""),
     "LOG_LEVEL": ("CALFLINE_LOG_LEVEL", _str, "INFO"),
+    # Webhook signatures (responder/security.py): empty token answers loopback only.
+    "TWILIO_AUTH_TOKEN": ("TWILIO_AUTH_TOKEN", _str, ""),
+    "PUBLIC_BASE_URL": ("CALFLINE_PUBLIC_BASE_URL", _str, ""),
+    "TRUST_PROXY": ("CALFLINE_TRUST_PROXY", _int, 0),
+    # Conversation store (responder/store.py): empty URL is instance/calfline.sqlite3.
+    "DATABASE_URL": ("DATABASE_URL", _str, ""),
+    "HASH_SECRET": ("CALFLINE_HASH_SECRET", _str, ""),
+    "CONTEXT_MINUTES": ("CALFLINE_CONTEXT_MINUTES", _float, 30.0),
+    # Rate limits (responder/ratelimit.py), in flask-limiter's notation.
+    "RATELIMIT_PER_SENDER": ("CALFLINE_RATELIMIT_PER_SENDER", _str, "30/minute"),
+    "RATELIMIT_PER_IP": ("CALFLINE_RATELIMIT_PER_IP", _str, "300/minute"),
+    "RATELIMIT_STORAGE_URI": ("CALFLINE_RATELIMIT_STORAGE_URI", _str, "memory://"),
 }
 
 

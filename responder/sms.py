@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from flask import Blueprint, Response, current_app, g, request
 from twilio.twiml.messaging_response import MessagingResponse
 
 from responder.clinics import variables_for_number
+from responder.exchange import answer_and_record
 from responder.respond import Responder
+from responder.security import twilio_webhook
+from responder.store import ConversationStore, Inbound, idempotency_key
 
 bp = Blueprint("sms", __name__)
 
@@ -22,13 +27,23 @@ def clinic_variables() -> dict[str, str]:
 
 
 @bp.route("/sms", methods=["POST"])
+@twilio_webhook
 def incoming_sms() -> Response:
-    """Answer one SMS with the reviewed template for its intent."""
+    """Answer one SMS in its conversation's context; a re-sent webhook gets the same reply."""
     responder: Responder = current_app.extensions["calfline"]
-    answer = responder.answer(request.form.get("Body", ""), "sms", clinic_variables())
-    g.calfline_intent = answer.match.intent  # for the request log line
+    store: ConversationStore = current_app.extensions["calfline_store"]
+    form = request.form
+    # MessageSid names the message; the idempotency token covers webhooks without one.
+    sid = form.get("MessageSid") or form.get("SmsSid")
+    token = request.headers.get("I-Twilio-Idempotency-Token")
+    inbound = Inbound("sms", form.get("From", ""), form.get("To", ""), form.get("Body", ""),
+                      sid, idempotency_key("sms", sid) or idempotency_key("sms-token", token))
+    minutes = float(current_app.config["CONTEXT_MINUTES"])
+    reply = answer_and_record(store, responder, inbound, clinic_variables(),
+                              timedelta(minutes=minutes))
+    g.calfline_intent = reply.intent  # for the request log line
     response = MessagingResponse()
-    if answer.reply.text:
-        # An empty reply (opt-out) sends nothing: Twilio confirms STOP itself.
-        response.message(answer.reply.text)
+    if reply.text:
+        # An empty reply (opt-out, opted-out sender) sends nothing: Twilio confirms STOP itself.
+        response.message(reply.text)
     return twiml(str(response))

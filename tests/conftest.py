@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from flask import Flask
@@ -24,6 +25,7 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.startswith(("CALFLINE_", "TWILIO_")):
             monkeypatch.delenv(name, raising=False)
+    monkeypatch.delenv("DATABASE_URL", raising=False)  # tests pick their database explicitly
 
 
 @pytest.fixture(scope="session")
@@ -33,9 +35,39 @@ def responder() -> Responder:
 
 @pytest.fixture
 def app(responder: Responder, tmp_path: Path) -> Iterator[Flask]:
-    yield create_app({"TESTING": True, "RESPONDER": responder})
+    database = f"sqlite:///{tmp_path / 'calfline.sqlite3'}"
+    app = create_app({"TESTING": True, "RESPONDER": responder, "DATABASE_URL": database})
+    yield app
+    app.extensions["calfline_store"].close()
 
 
 @pytest.fixture
 def client(app: Flask) -> FlaskClient:
     return app.test_client()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The same test on a SQLite file and on a fresh PostgreSQL schema (tests/databases.py)."""
+    from tests.databases import postgres_schema, sqlite_url
+
+    if request.param == "sqlite":
+        yield sqlite_url(tmp_path)
+        return
+    with postgres_schema() as url:
+        yield url
+
+
+@pytest.fixture
+def make_app(responder: Responder, database_url: str) -> Iterator[Callable[..., Flask]]:
+    """Build apps on `database_url` (several share it, like restarts); close them after."""
+    apps: list[Flask] = []
+
+    def build(**config: Any) -> Flask:
+        settings = {"TESTING": True, "RESPONDER": responder, "DATABASE_URL": database_url}
+        apps.append(create_app({**settings, **config}))
+        return apps[-1]
+
+    yield build
+    for built in apps:
+        built.extensions["calfline_store"].close()

@@ -1,0 +1,107 @@
+"""Short-term conversation context: opt-out, "1"/"2", "more" and "yes". No Flask here.
+
+The store keeps a ConversationState per (sender, our number); respond() reads
+it with the new message and returns the reply and the state to save. Opt-out
+follows the carrier rules (Twilio "opt-out keywords", error 21610): after an
+opt_out command nothing is sent to the sender until an opt_in command.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+
+from responder.matcher import Match
+from responder.replies import Reply, render_intent, render_system
+from responder.respond import Responder
+
+# Context answers: a whole message, any case, edge punctuation ignored.
+CHOICES = {"1": 0, "one": 0, "2": 1, "two": 1}
+MORE = "more"
+YES = "yes"
+CLARIFY_PREFIX = "system.clarify"
+# Template id of the (unsent, empty) reply to a sender who opted out.
+SILENT_TEMPLATE = "none.opted_out"
+
+_EDGE = re.compile(r"^[\W_]+|[\W_]+$")
+
+
+@dataclass(frozen=True)
+class ConversationState:
+    """What the line remembers about one sender on one of our numbers."""
+
+    opted_out: bool = False
+    last_intent: str | None = None
+    clarify: tuple[str, str] | None = None
+    context_at: datetime | None = None
+
+    def without_context(self) -> ConversationState:
+        """Forget the last intent and pending question; keep the opt-out."""
+        return ConversationState(opted_out=self.opted_out)
+
+    def fresh(self, now: datetime, window: timedelta) -> ConversationState:
+        """Drop context older than `window` (CALFLINE_CONTEXT_MINUTES)."""
+        if self.context_at is None or now - self.context_at > window:
+            return self.without_context()
+        return self
+
+
+@dataclass(frozen=True)
+class Turn:
+    """The reply to one message and the state to save; opt_change is None, True or False."""
+
+    match: Match
+    reply: Reply
+    state: ConversationState
+    opt_change: bool | None = None
+
+
+def command_word(text: str) -> str:
+    """Return the message as one lower-case word or phrase without edge punctuation."""
+    return " ".join(_EDGE.sub("", text.strip().casefold()).split())
+
+
+def respond(
+    responder: Responder,
+    text: str,
+    channel: str,
+    variables: Mapping[str, str] | None,
+    state: ConversationState,
+    now: datetime,
+    window: timedelta,
+) -> Turn:
+    """Answer one message in the light of the conversation so far."""
+    answer = responder.answer(text, channel, variables)
+    match, word = answer.match, command_word(text)
+    state = state.fresh(now, window)
+    if state.opted_out:
+        if match.intent == "opt_in":
+            return Turn(match, answer.reply, ConversationState(), opt_change=False)
+        return Turn(match, Reply("", SILENT_TEMPLATE), state)
+    if match.intent == "opt_out":
+        return Turn(match, answer.reply, ConversationState(opted_out=True), opt_change=True)
+
+    catalog = responder.catalog
+    reply = answer.reply
+    if match.intent == "opt_in" and word == YES:
+        # Not opted out, so YES answers us: after a red-flag reply keep the urgent advice.
+        chosen = "red_flag" if state.last_intent == "red_flag" else "help"
+        reply = render_intent(catalog, chosen, channel, variables)
+    elif match.intent != "red_flag" and word in CHOICES and state.clarify:
+        chosen = state.clarify[CHOICES[word]]
+        reply = render_intent(catalog, chosen, channel, variables)
+    elif match.intent != "red_flag" and word == MORE:
+        if state.last_intent:
+            chosen = state.last_intent
+            reply = render_intent(catalog, chosen, channel, variables, more=True)
+        else:
+            return Turn(match, render_system(catalog, "more_unavailable", channel, variables),
+                        replace(state, context_at=now))
+    elif reply.template_id.startswith(CLARIFY_PREFIX) and match.runner_up:
+        pending = (match.intent, match.runner_up)
+        return Turn(match, reply, ConversationState(clarify=pending, context_at=now))
+    else:
+        chosen = match.intent
+    return Turn(match, reply, ConversationState(last_intent=chosen, context_at=now))

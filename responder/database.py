@@ -1,0 +1,96 @@
+"""Open the database from a URL and bring its schema up to date (Alembic, at start-up).
+
+Any SQLAlchemy URL works; the default is a SQLite file in Flask's instance
+folder. PostgreSQL goes through psycopg 3 (`postgresql+psycopg://`). Several
+workers may start at once: migrations run under a lock (an advisory lock on
+PostgreSQL, SQLite's write lock) so exactly one of them upgrades.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.pool import StaticPool
+
+from responder.errors import ConfigError
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+DEFAULT_SQLITE_NAME = "calfline.sqlite3"
+# pg_advisory_xact_lock key: any constant that no other program on the database uses.
+MIGRATION_LOCK_KEY = 0x0CA1F11E
+# Seconds a SQLite writer waits for another process's write lock before giving up.
+SQLITE_BUSY_SECONDS = 30
+
+
+def database_url(configured: str, instance_path: str | Path) -> str:
+    """Return DATABASE_URL, or the SQLite file in the instance folder when it is empty."""
+    if configured:
+        return configured
+    path = Path(instance_path) / DEFAULT_SQLITE_NAME
+    return f"sqlite:///{path}"
+
+
+def _normalized(url: str) -> URL:
+    try:
+        parsed = make_url(url)
+    except Exception as exc:  # noqa: BLE001 - SQLAlchemy raises several types for a bad URL
+        raise ConfigError(f"DATABASE_URL is not a database URL: {exc}") from None
+    # psycopg 3 is the PostgreSQL driver we ship; plain postgresql:// would want psycopg2.
+    if parsed.drivername in ("postgres", "postgresql"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed
+
+
+def _sqlite_engine(url: URL) -> Engine:
+    in_memory = url.database in (None, "", ":memory:")
+    kwargs: dict[str, Any] = {
+        "connect_args": {"timeout": SQLITE_BUSY_SECONDS, "check_same_thread": False}
+    }
+    if in_memory:
+        kwargs["poolclass"] = StaticPool
+    else:
+        Path(str(url.database)).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, **kwargs)
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy emit BEGIN itself (pysqlite's own handling breaks SAVEPOINT).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        if not in_memory:
+            cursor.execute("PRAGMA journal_mode=WAL")  # readers never wait for the writer
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        # Take the write lock up front: a read-then-write transaction can otherwise
+        # fail at once with "database is locked" when another process wrote meanwhile.
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+def open_engine(url: str) -> Engine:
+    """Create the engine for a URL, with SQLite set up for several processes."""
+    parsed = _normalized(url)
+    if parsed.get_backend_name() == "sqlite":
+        return _sqlite_engine(parsed)
+    return create_engine(parsed, pool_pre_ping=True)
+
+
+def migrate(engine: Engine) -> None:
+    """Upgrade the schema to the newest revision; never drops data (see migrations/)."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"),
+                               {"key": MIGRATION_LOCK_KEY})
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")

@@ -1,0 +1,34 @@
+"""Answer one inbound message with its conversation's context, and record both. No Flask.
+
+Web routes (SMS now, voice turns too) call answer_and_record(); a webhook that
+Twilio re-sends gets the reply recorded the first time, not a second answer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+
+from responder.conversation import respond
+from responder.respond import Responder
+from responder.store import ConversationStore, Inbound, StoredReply, utcnow
+
+
+def answer_and_record(
+    store: ConversationStore,
+    responder: Responder,
+    inbound: Inbound,
+    variables: Mapping[str, str] | None,
+    context_window: timedelta,
+    now: datetime | None = None,
+) -> StoredReply:
+    """Return the reply to send: the recorded one for a re-sent webhook, else a new one."""
+    if inbound.dedupe_key:
+        stored = store.find_reply(inbound.dedupe_key)
+        if stored is not None:
+            return stored
+    now = now or utcnow()
+    state = store.state(inbound.sender, inbound.our_number)
+    turn = respond(responder, inbound.body, inbound.channel, variables, state, now,
+                   context_window)
+    return store.record(inbound, turn, now)

@@ -1,0 +1,109 @@
+"""Only Twilio may call the webhooks: X-Twilio-Signature checked on every request.
+
+Twilio signs the full URL it was configured with plus the sorted POST fields
+(HMAC-SHA1 with the Auth Token; twilio.com/docs/usage/webhooks/webhooks-security).
+Behind a proxy or tunnel the URL Flask sees differs (http vs https, host,
+port), so the URL is rebuilt from CALFLINE_PUBLIC_BASE_URL, or from the
+X-Forwarded-* headers of CALFLINE_TRUST_PROXY trusted hops (werkzeug ProxyFix).
+Without TWILIO_AUTH_TOKEN only direct, unproxied requests from this machine
+are answered (the README's curl example, tests), and start-up says so loudly.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, TypeVar
+
+from flask import Flask, Response, current_app, request
+from twilio.request_validator import RequestValidator
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from responder.errors import ConfigError
+from responder.ratelimit import check_ip_limit, check_sender_limit
+
+log = logging.getLogger("calfline.security")
+F = TypeVar("F", bound=Callable[..., Any])
+# A request that passed through a proxy or tunnel (ngrok adds these) is not "local".
+FORWARDING_HEADERS = ("X-Forwarded-For", "X-Forwarded-Host", "Forwarded", "X-Real-IP")
+
+
+def install_security(app: Flask) -> None:
+    """Trust the configured proxy hops and warn about an unsigned set-up."""
+    hops = int(app.config["TRUST_PROXY"])
+    if hops < 0:
+        raise ConfigError(f"CALFLINE_TRUST_PROXY={hops}: must be 0 or a number of proxies")
+    base = app.config["PUBLIC_BASE_URL"]
+    if base and not base.startswith(("https://", "http://")):
+        raise ConfigError(f"CALFLINE_PUBLIC_BASE_URL={base!r}: must start with https://")
+    if hops:
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops, x_prefix=hops
+        )
+    if not app.config["TWILIO_AUTH_TOKEN"]:
+        log.warning(
+            "TWILIO_AUTH_TOKEN is not set: webhook signatures cannot be checked, so only "
+            "unproxied requests from this machine (127.0.0.1) are answered. Set it before "
+            "pointing a Twilio number here."
+        )
+
+
+def _is_loopback(address: str | None) -> bool:
+    try:
+        return ipaddress.ip_address(address or "").is_loopback
+    except ValueError:
+        return False
+
+
+def signed_url() -> str:
+    """Return the URL Twilio signed: the public base URL, else what the request says."""
+    base = current_app.config["PUBLIC_BASE_URL"].rstrip("/")
+    if not base:
+        return request.url
+    query = request.query_string.decode("latin-1")
+    return f"{base}{request.path}" + (f"?{query}" if query else "")
+
+
+def refusal() -> str | None:
+    """Return why this request is not from Twilio, or None when it is acceptable."""
+    token = current_app.config["TWILIO_AUTH_TOKEN"]
+    if not token:
+        environ = request.environ.get("werkzeug.proxy_fix.orig", request.environ)
+        local = _is_loopback(environ.get("REMOTE_ADDR"))
+        if local and not any(h in request.headers for h in FORWARDING_HEADERS):
+            return None
+        return "TWILIO_AUTH_TOKEN is not configured; only local requests are answered"
+    signature = request.headers.get("X-Twilio-Signature", "")
+    if not signature:
+        return "missing X-Twilio-Signature"
+    # JSON-bodied webhooks sign a bodySHA256 query parameter instead of form fields.
+    params: Any = request.get_data(as_text=True) if "bodySHA256" in request.args else request.form
+    if RequestValidator(token).validate(signed_url(), params, signature):
+        return None
+    log.warning("bad X-Twilio-Signature for %s (check CALFLINE_PUBLIC_BASE_URL or "
+                "CALFLINE_TRUST_PROXY)", signed_url())
+    return "X-Twilio-Signature does not match this request"
+
+
+def twilio_webhook(view: F) -> F:
+    """Refuse what Twilio did not sign (403) and rate-limit (429) before the view runs."""
+
+    @wraps(view)
+    def checked(*args: Any, **kwargs: Any) -> Any:
+        limited = check_ip_limit()
+        if limited is not None:
+            return limited
+        reason = refusal()
+        if reason is not None:
+            return Response(f"Forbidden: {reason}\n", 403, mimetype="text/plain")
+        store = current_app.extensions.get("calfline_store")
+        sender = request.form.get("From", "")
+        sender_id = store.hasher.key(sender).hash if store is not None else sender
+        limited = check_sender_limit(sender_id)
+        if limited is not None:
+            return limited
+        return view(*args, **kwargs)
+
+    return checked  # type: ignore[return-value]

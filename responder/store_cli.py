@@ -1,0 +1,42 @@
+"""`calfline purge --older-than DAYS`: the retention command for the conversation store."""
+
+from __future__ import annotations
+
+import argparse
+from datetime import timedelta
+from typing import Any, TextIO
+
+from responder.config import from_environment
+from responder.errors import ConfigError
+
+
+def cmd_purge(args: argparse.Namespace, stdin: TextIO, stdout: TextIO) -> int:
+    """Delete messages older than DAYS; opted-out numbers stay opted out."""
+    from flask import Flask
+
+    from responder.database import database_url
+    from responder.store import DEV_HASH_SECRET, ConversationStore
+
+    if args.older_than < 0:
+        raise ConfigError(f"--older-than {args.older_than}: must be 0 or more days")
+    config = from_environment()
+    # The same default file as the web app: Flask's instance folder for this package.
+    url = database_url(config["DATABASE_URL"], Flask("responder").instance_path)
+    store = ConversationStore.open(url, config["HASH_SECRET"] or DEV_HASH_SECRET)
+    try:
+        count = store.purge(timedelta(days=args.older_than))
+    finally:
+        store.close()
+    print(f"purged {count.messages} messages and {count.conversations} conversations "
+          f"older than {args.older_than:g} days", file=stdout)
+    return 0
+
+
+def add_store_commands(sub: Any) -> None:
+    """Add the store's subcommands to the `calfline` parser."""
+    purge = sub.add_parser("purge", help="delete stored messages older than DAYS")
+    purge.add_argument("--older-than", type=float, required=True, metavar="DAYS",
+                       help="age in days; opt-outs are kept whatever their age")
+
+
+STORE_COMMANDS = {"purge": cmd_purge}
