@@ -51,6 +51,10 @@ def cmd_chat(args: argparse.Namespace, stdin: TextIO, stdout: TextIO) -> int:
     """Talk to the line in the terminal as if texting it."""
     responder = _responder()
     variables = _variables()
+    if args.voice:  # a simulated phone call: greeting, turns, re-prompts, turn limit
+        from responder.call_terminal import play_call
+
+        return play_call(responder, variables, stdin, stdout)
     channel = "voice" if args.voice else "sms"
     interactive = stdin.isatty()
     print("CalfLine chat. Type a message; Ctrl-D or 'quit' to leave.", file=stdout)

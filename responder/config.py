@@ -33,6 +33,13 @@ SETTINGS: dict[str, tuple[str, Callable[[str], Any], Any]] = {
     "CLINIC_PHONE": ("CALFLINE_CLINIC_PHONE", _str, "your doctor or clinic"),
     "EMERGENCY_NUMBER": ("CALFLINE_EMERGENCY_NUMBER", _str, "911"),
     "MAX_CONTENT_LENGTH": ("CALFLINE_MAX_BODY_BYTES", _int, 64 * 1024),
+    # Voice calls (responder/voice.py, checked by call_flow.call_rules at start-up).
+    "VOICE": ("CALFLINE_VOICE", _str, "Polly.Joanna"),
+    "VOICE_LANGUAGE": ("CALFLINE_VOICE_LANGUAGE", _str, "en-US"),
+    "VOICE_SPEECH_MODEL": ("CALFLINE_VOICE_SPEECH_MODEL", _str, ""),
+    "VOICE_MAX_TURNS": ("CALFLINE_VOICE_MAX_TURNS", _int, 6),
+    "VOICE_MIN_CONFIDENCE": ("CALFLINE_VOICE_MIN_CONFIDENCE", _float, 0.2),
+    "ESCALATION_PHONE": ("CALFLINE_ESCALATION_PHONE", _str, ""),
     # Clinic profiles (responder/clinics.py); empty means no clinics, neutral defaults.
     "CLINICS_FILE": ("CALFLINE_CLINICS_FILE", _str, ""),
     # Signs the staff console's session cookie; empty gets a dev key and a warning.

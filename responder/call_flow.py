@@ -1,0 +1,281 @@
+"""One phone call, turn by turn: what the line says next and whether it listens again.
+
+No Flask here: the web route (responder/voice.py) renders each `Step` as TwiML and
+`calfline chat --voice` prints it. All the state a call needs travels in the
+Gather action URL (`CallState`), so any worker can answer any turn, and the turn
+limit means no call path can loop forever.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from responder.catalog import Catalog
+from responder.errors import ConfigError
+from responder.matcher import Match
+from responder.replies import Reply, render_intent, render_system
+from responder.respond import Responder
+
+# Keypad menu (the `voice_menu` template reads it out); 0 repeats the menu.
+MENU_DIGITS: Mapping[str, str] = {
+    "1": "cramp_now",
+    "2": "post_run_tightness",
+    "3": "shoe_question",
+    "4": "chronic_pain",
+}
+REPEAT_DIGIT = "0"
+CONNECT_DIGIT = "1"
+# Intents after which the call ends: the caller said goodbye or asked to stop.
+ENDING_INTENTS = frozenset({"thanks", "opt_out"})
+# One re-prompt, then the keypad menu, then goodbye.
+MAX_UNHEARD = 2
+# Twilio's hints limits: 500 phrases of at most 100 characters (warning 13330).
+MAX_HINTS = 500
+MAX_HINT_CHARS = 100
+# A number we may <Dial>: full E.164 (ITU-T E.164), so never a short emergency
+# code such as 911, 112 or 999. The line tells callers to dial those themselves.
+_DIALABLE = re.compile(r"^\+[1-9]\d{7,14}$")
+_CONNECT_WORDS = re.compile(r"\bconnect(?:ed|ing|ion)?\b|^(?:yes|yeah|yes please)$")
+
+
+@dataclass(frozen=True)
+class CallRules:
+    """The limits every call obeys, from configuration."""
+
+    max_turns: int = 6
+    min_confidence: float = 0.2
+    escalation_phone: str = ""
+
+
+@dataclass(frozen=True)
+class CallState:
+    """Where a call is; carried in the Gather action URL's query string."""
+
+    turn: int = 1
+    tries: int = 0
+    offer: bool = False
+
+    def query(self) -> dict[str, int]:
+        """Return the query-string fields for the next action URL."""
+        fields = {"turn": self.turn, "tries": self.tries}
+        if self.offer:
+            fields["offer"] = 1
+        return fields
+
+    @classmethod
+    def from_query(cls, args: Mapping[str, str], rules: CallRules) -> CallState:
+        """Read the state back; anything odd is clamped into range, never an error."""
+        turn = min(max(_to_int(args.get("turn"), 1), 1), rules.max_turns)
+        tries = min(max(_to_int(args.get("tries"), 0), 0), MAX_UNHEARD)
+        return cls(turn, tries, args.get("offer") == "1")
+
+
+@dataclass(frozen=True)
+class Heard:
+    """What the caller gave on one turn: a transcript, its confidence, or keys."""
+
+    speech: str = ""
+    confidence: float | None = None
+    digits: str = ""
+
+    @classmethod
+    def from_fields(
+        cls, speech: str | None, confidence: str | None, digits: str | None
+    ) -> Heard:
+        """Parse Twilio's SpeechResult, Confidence and Digits; Confidence may be absent."""
+        return cls((speech or "").strip(), _to_confidence(confidence), (digits or "").strip())
+
+    @property
+    def key(self) -> str:
+        """The first key pressed, ignoring Twilio's finish keys."""
+        return self.digits.strip("#*")[:1]
+
+
+@dataclass(frozen=True)
+class Speak:
+    """Say this, all of it, before anything else happens."""
+
+    text: str
+    slow: bool = False
+
+
+@dataclass(frozen=True)
+class Listen:
+    """Gather speech or a key (saying `prompt` while listening), then come back with `state`."""
+
+    prompt: str | None
+    state: CallState
+
+
+@dataclass(frozen=True)
+class Connect:
+    """Put the caller through to this number."""
+
+    number: str
+
+
+@dataclass(frozen=True)
+class HangUp:
+    """End the call."""
+
+
+Action = Speak | Listen | Connect | HangUp
+
+
+@dataclass(frozen=True)
+class Step:
+    """Everything the line does in answer to one turn, in order."""
+
+    actions: tuple[Action, ...]
+    match: Match | None = field(default=None, compare=False)
+
+    @property
+    def intent(self) -> str | None:
+        """The matched intent, if the caller's words were matched."""
+        return self.match.intent if self.match else None
+
+
+class CallFlow:
+    """Decide each turn of a call from the caller's input and the call's state."""
+
+    def __init__(
+        self, responder: Responder, rules: CallRules, variables: Mapping[str, str]
+    ) -> None:
+        self.responder = responder
+        self.catalog: Catalog = responder.catalog
+        self.rules = rules
+        self.variables = dict(variables)
+
+    def say(self, name: str) -> str:
+        """Render one of the `voice_*` prompts in intents/_system.yaml."""
+        return render_system(self.catalog, name, "voice", self.variables).text
+
+    def start(self) -> Step:
+        """Greet the caller (not a substitute for medical care), then listen."""
+        return Step((Speak(self.say("voice_greeting")), Listen(None, CallState())))
+
+    def answer(self, state: CallState, heard: Heard) -> Step:
+        """Answer one turn: connect, menu, matched reply, or the no-input path."""
+        phone = self.rules.escalation_phone
+        if state.offer and phone and _wants_connection(heard):
+            return Step((
+                Speak(self.say("voice_connecting")),
+                Connect(phone),
+                Speak(self.say("voice_connect_ended")),
+                HangUp(),
+            ))
+        key = heard.key
+        if key == REPEAT_DIGIT:
+            return self._listen(state, (), self.say("voice_menu"), tries=0)
+        if key in MENU_DIGITS:
+            intent = MENU_DIGITS[key]
+            return self._reply(state, render_intent(self.catalog, intent, "voice", self.variables))
+        if heard.speech:
+            answer = self.responder.answer(heard.speech, "voice", self.variables)
+            unsure = heard.confidence is not None and heard.confidence < self.rules.min_confidence
+            # A red flag is answered even when the recognizer is unsure: when in doubt, warn.
+            if not unsure or answer.reply.urgent:
+                return self._reply(state, answer.reply, answer.match)
+        return self._unheard(state)
+
+    def _reply(self, state: CallState, reply: Reply, match: Match | None = None) -> Step:
+        intent = reply.template_id.split(".")[0]
+        said = (Speak(reply.text, slow=reply.urgent),) if reply.text else ()
+        if intent in ENDING_INTENTS:
+            closing = () if said else (Speak(self.say("voice_goodbye")),)
+            return Step(said + closing + (HangUp(),), match)
+        if reply.urgent and self.rules.escalation_phone:
+            prompt: str | None = self.say("voice_connect_offer")
+        elif reply.template_id.startswith("system.clarify"):
+            prompt = None  # the clarifying question is the prompt
+        else:
+            prompt = self.say("voice_anything_else")
+        return replace(self._listen(state, said, prompt, tries=0, offer=reply.urgent), match=match)
+
+    def _unheard(self, state: CallState) -> Step:
+        tries = state.tries + 1
+        if tries > MAX_UNHEARD:
+            return self._goodbye(())
+        if tries == 1:
+            prompt = self.say("voice_connect_offer" if state.offer else "voice_reprompt")
+        else:
+            prompt = self.say("voice_menu")
+        return self._listen(state, (), prompt, tries=tries, offer=state.offer)
+
+    def _listen(
+        self,
+        state: CallState,
+        said: tuple[Action, ...],
+        prompt: str | None,
+        tries: int,
+        offer: bool = False,
+    ) -> Step:
+        if state.turn >= self.rules.max_turns:
+            return self._goodbye(said)
+        offer = offer and bool(self.rules.escalation_phone)
+        return Step(said + (Listen(prompt, CallState(state.turn + 1, tries, offer)),))
+
+    def _goodbye(self, said: tuple[Action, ...]) -> Step:
+        return Step(said + (Speak(self.say("voice_goodbye")), HangUp()))
+
+
+def speech_hints(catalog: Catalog) -> str:
+    """Every intent's keywords as a Gather `hints` list, within Twilio's limits."""
+    seen: dict[str, str] = {}
+    for intent in catalog.intents.values():
+        for keyword in intent.keywords:
+            # Commas separate hints, so a keyword cannot contain one.
+            phrase = " ".join(keyword.replace(",", " ").split())
+            if phrase and len(phrase) <= MAX_HINT_CHARS:
+                seen.setdefault(phrase.lower(), phrase)
+    return ", ".join(list(seen.values())[:MAX_HINTS])
+
+
+def dialable(number: str, emergency_number: str) -> bool:
+    """Return True for a full E.164 number that is not the emergency number."""
+    digits = re.sub(r"\D", "", emergency_number)
+    return bool(_DIALABLE.match(number)) and number.lstrip("+") != digits
+
+
+def call_rules(config: Mapping[str, Any]) -> CallRules:
+    """Check the voice settings once at start-up; a bad value names its variable."""
+    max_turns = int(config["VOICE_MAX_TURNS"])
+    if not 1 <= max_turns <= 50:
+        raise ConfigError(f"CALFLINE_VOICE_MAX_TURNS={max_turns}: must be 1 to 50")
+    min_confidence = float(config["VOICE_MIN_CONFIDENCE"])
+    if not 0.0 <= min_confidence <= 1.0:
+        raise ConfigError(f"CALFLINE_VOICE_MIN_CONFIDENCE={min_confidence}: must be 0 to 1")
+    phone = re.sub(r"[\s().-]", "", str(config.get("ESCALATION_PHONE") or ""))
+    if phone and not dialable(phone, str(config["EMERGENCY_NUMBER"])):
+        raise ConfigError(
+            f"CALFLINE_ESCALATION_PHONE={phone!r}: must be a clinic's full number like "
+            "+15551234567; the line never dials emergency services"
+        )
+    return CallRules(max_turns, min_confidence, phone)
+
+
+def _wants_connection(heard: Heard) -> bool:
+    if heard.key:
+        return heard.key == CONNECT_DIGIT
+    words = " ".join(re.sub(r"[^a-z ]", " ", heard.speech.lower()).split())
+    return bool(_CONNECT_WORDS.search(words))
+
+
+def _to_int(value: str | None, default: int) -> int:
+    try:
+        return int(value or "")
+    except ValueError:
+        return default
+
+
+def _to_confidence(value: str | None) -> float | None:
+    """Twilio does not promise Confidence: absent or unreadable means unknown."""
+    try:
+        confidence = float(value or "")
+    except ValueError:
+        return None
+    return confidence if math.isfinite(confidence) else None

@@ -1,0 +1,338 @@
+"""The call state machine on its own: turns, re-prompts, the keypad menu, goodbye."""
+
+import os
+import re
+import subprocess
+import sys
+from dataclasses import replace
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from responder.call_flow import (
+    MAX_HINT_CHARS,
+    MAX_HINTS,
+    MENU_DIGITS,
+    CallFlow,
+    CallRules,
+    CallState,
+    Connect,
+    HangUp,
+    Heard,
+    Listen,
+    Speak,
+    Step,
+    call_rules,
+    speech_hints,
+)
+from responder.catalog import DEFAULT_VARIABLES, Intent
+from responder.config import from_environment
+from responder.errors import ConfigError
+from responder.replies import render_intent, render_system
+from responder.respond import Responder
+from tests.conftest import ROOT
+
+PHONE = "+15551234567"
+
+
+def _flow(responder: Responder, **rules: object) -> CallFlow:
+    return CallFlow(responder, replace(CallRules(), **rules), DEFAULT_VARIABLES)  # type: ignore[arg-type]
+
+
+def _system(responder: Responder, name: str) -> str:
+    return render_system(responder.catalog, name, "voice", DEFAULT_VARIABLES).text
+
+
+def _intent(responder: Responder, intent: str) -> str:
+    return render_intent(responder.catalog, intent, "voice", DEFAULT_VARIABLES).text
+
+
+def _listen(step: Step) -> Listen | None:
+    last = step.actions[-1]
+    return last if isinstance(last, Listen) else None
+
+
+def test_start_greets_then_listens(responder: Responder) -> None:
+    step = _flow(responder).start()
+    greeting, listen = step.actions
+    assert isinstance(greeting, Speak) and isinstance(listen, Listen)
+    assert "not a substitute for medical care" in greeting.text
+    assert "911" in greeting.text
+    assert listen.state == CallState(turn=1, tries=0, offer=False)
+
+
+def test_silence_gets_reprompt_then_menu_then_goodbye(responder: Responder) -> None:
+    flow = _flow(responder)
+    state = CallState()
+    prompts = []
+    for _ in range(10):
+        step = flow.answer(state, Heard())
+        listen = _listen(step)
+        if listen is None:
+            break
+        prompts.append(listen.prompt)
+        state = listen.state
+    assert prompts == [_system(responder, "voice_reprompt"), _system(responder, "voice_menu")]
+    assert step.actions == (Speak(_system(responder, "voice_goodbye")), HangUp())
+
+
+def test_understood_speech_resets_the_tries(responder: Responder) -> None:
+    flow = _flow(responder)
+    step = flow.answer(CallState(turn=2, tries=1), Heard("my calf is cramping right now"))
+    listen = _listen(step)
+    assert listen is not None and listen.state == CallState(turn=3, tries=0)
+    assert listen.prompt == _system(responder, "voice_anything_else")
+    assert step.actions[0] == Speak(_intent(responder, "cramp_now"))
+
+
+@pytest.mark.parametrize(("digit", "intent"), sorted(MENU_DIGITS.items()))
+def test_menu_digits_speak_their_intent(responder: Responder, digit: str, intent: str) -> None:
+    step = _flow(responder).answer(CallState(turn=3, tries=2), Heard(digits=digit))
+    assert step.actions[0] == Speak(_intent(responder, intent))
+    listen = _listen(step)
+    assert listen is not None and listen.state.tries == 0
+
+
+def test_zero_repeats_the_menu(responder: Responder) -> None:
+    step = _flow(responder).answer(CallState(turn=2, tries=1), Heard(digits="0"))
+    assert step.actions == (Listen(_system(responder, "voice_menu"), CallState(3, 0)),)
+
+
+def test_unknown_key_counts_as_not_understood(responder: Responder) -> None:
+    step = _flow(responder).answer(CallState(), Heard(digits="7"))
+    assert step.actions == (Listen(_system(responder, "voice_reprompt"), CallState(2, 1)),)
+
+
+def test_turn_limit_ends_even_a_good_conversation(responder: Responder) -> None:
+    flow = _flow(responder, max_turns=3)
+    state = CallState()
+    answers = 0
+    while True:
+        step = flow.answer(state, Heard("my calves are tight after my run", 0.9))
+        answers += 1
+        listen = _listen(step)
+        if listen is None:
+            break
+        state = listen.state
+    assert answers == 3
+    assert step.actions[0] == Speak(_intent(responder, "post_run_tightness"))
+    assert step.actions[-2:] == (Speak(_system(responder, "voice_goodbye")), HangUp())
+
+
+inputs = st.builds(
+    Heard,
+    speech=st.sampled_from(["", "my calf is cramping", "my calf is swollen", "connect", "uh"])
+    | st.text(max_size=30),
+    confidence=st.none() | st.floats(allow_nan=True),
+    digits=st.sampled_from(["", "0", "1", "2", "3", "4", "5", "#", "*", "12"]),
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    caller=st.lists(inputs, min_size=60, max_size=60),
+    max_turns=st.integers(1, 8),
+    phone=st.sampled_from(["", PHONE]),
+)
+def test_no_call_outlives_the_turn_limit(
+    responder: Responder, caller: list[Heard], max_turns: int, phone: str
+) -> None:
+    flow = _flow(responder, max_turns=max_turns, escalation_phone=phone)
+    listen = _listen(flow.start())
+    answered = 0
+    while listen is not None:
+        step = flow.answer(listen.state, caller[answered])
+        answered += 1
+        assert answered <= max_turns
+        assert all(isinstance(a, Speak | Listen | Connect | HangUp) for a in step.actions)
+        listen = _listen(step)
+        if listen is None:
+            assert isinstance(step.actions[-1], HangUp)
+            dials = [a for a in step.actions if isinstance(a, Connect)]
+            assert dials == [] or (phone and dials == [Connect(phone)])
+
+
+def test_red_flag_without_escalation_number_never_offers_to_connect(responder: Responder) -> None:
+    flow = _flow(responder)
+    step = flow.answer(CallState(), Heard("my calf is swollen red and hot", 0.8))
+    assert step.intent == "red_flag"
+    assert step.actions[0] == Speak(_intent(responder, "red_flag"), slow=True)
+    listen = _listen(step)
+    assert listen is not None and not listen.state.offer
+    assert listen.prompt == _system(responder, "voice_anything_else")
+    # A forged offer=1 in the URL cannot make it dial either.
+    again = flow.answer(CallState(2, 0, offer=True), Heard(digits="1"))
+    assert not any(isinstance(a, Connect) for a in again.actions)
+
+
+@pytest.mark.parametrize("heard", [Heard(digits="1"), Heard("yes connect me"), Heard("connect")])
+def test_red_flag_with_escalation_number_offers_and_connects(
+    responder: Responder, heard: Heard
+) -> None:
+    flow = _flow(responder, escalation_phone=PHONE)
+    step = flow.answer(CallState(), Heard("i felt a pop in my calf and cant walk"))
+    assert step.actions[0] == Speak(_intent(responder, "red_flag"), slow=True)
+    listen = _listen(step)
+    assert listen is not None and listen.state.offer
+    assert listen.prompt == _system(responder, "voice_connect_offer")
+    connect = flow.answer(listen.state, heard)
+    assert connect.actions == (
+        Speak(_system(responder, "voice_connecting")),
+        Connect(PHONE),
+        Speak(_system(responder, "voice_connect_ended")),
+        HangUp(),
+    )
+
+
+def test_offer_repeats_once_on_silence_and_other_speech_is_answered(responder: Responder) -> None:
+    flow = _flow(responder, escalation_phone=PHONE)
+    offered = CallState(2, 0, offer=True)
+    silent = _listen(flow.answer(offered, Heard()))
+    assert silent is not None and silent.prompt == _system(responder, "voice_connect_offer")
+    assert silent.state == CallState(3, 1, offer=True)
+    other = flow.answer(offered, Heard("my calf is cramping"))
+    assert other.intent == "cramp_now" and not any(isinstance(a, Connect) for a in other.actions)
+
+
+def test_low_confidence_is_reprompted_but_a_red_flag_is_still_answered(
+    responder: Responder,
+) -> None:
+    flow = _flow(responder, min_confidence=0.3)
+    unsure = flow.answer(CallState(), Heard("my calf is cramping", 0.1))
+    assert unsure.actions == (Listen(_system(responder, "voice_reprompt"), CallState(2, 1)),)
+    urgent = flow.answer(CallState(), Heard("chest pain and my calf is swollen", 0.1))
+    assert urgent.intent == "red_flag" and urgent.actions[0].slow  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("speech", "intent"), [("thank you bye", "thanks"), ("stop", "opt_out")]
+)
+def test_goodbye_and_stop_end_the_call(responder: Responder, speech: str, intent: str) -> None:
+    step = _flow(responder).answer(CallState(), Heard(speech))
+    assert step.intent == intent
+    assert isinstance(step.actions[-1], HangUp)
+    assert all(isinstance(a, Speak) and a.text for a in step.actions[:-1])
+
+
+@pytest.mark.parametrize("confidence", [None, "", "abc", "nan", "inf", "-1e999"])
+def test_confidence_absent_or_unreadable_means_unknown(confidence: str | None) -> None:
+    assert Heard.from_fields(" my calf ", confidence, None) == Heard("my calf", None, "")
+
+
+def test_confidence_is_read() -> None:
+    assert Heard.from_fields("x", "0.42", "").confidence == pytest.approx(0.42)
+
+
+@pytest.mark.parametrize(
+    ("query", "state"),
+    [
+        ({}, CallState(1, 0, False)),
+        ({"turn": "3", "tries": "1", "offer": "1"}, CallState(3, 1, True)),
+        ({"turn": "abc", "tries": "-4"}, CallState(1, 0, False)),
+        ({"turn": "99999", "tries": "99", "offer": "yes"}, CallState(6, 2, False)),
+    ],
+)
+def test_state_from_any_query_string(query: dict[str, str], state: CallState) -> None:
+    assert CallState.from_query(query, CallRules(max_turns=6)) == state
+
+
+def test_state_round_trips_through_the_query() -> None:
+    state = CallState(4, 2, True)
+    query = {k: str(v) for k, v in state.query().items()}
+    assert CallState.from_query(query, CallRules()) == state
+
+
+def test_hints_come_from_every_intent_and_fit_twilio_limits(responder: Responder) -> None:
+    hints = speech_hints(responder.catalog).split(", ")
+    keywords = {k.lower() for i in responder.catalog.intents.values() for k in i.keywords}
+    assert {h.lower() for h in hints} == keywords
+    assert len(hints) == len({h.lower() for h in hints}) <= MAX_HINTS
+    assert {"charley horse", "ibuprofen", "calf"} <= set(hints)
+
+
+def test_hints_are_capped(responder: Responder) -> None:
+    many = Intent(
+        id="many", label="many", examples=("x",), replies={},
+        keywords=tuple(f"word {n}" for n in range(700)) + ("x" * 150, "salt, water", "CALF"),
+    )
+    catalog = replace(responder.catalog, intents={**responder.catalog.intents, "many": many})
+    hints = speech_hints(catalog).split(", ")
+    assert len(hints) == MAX_HINTS
+    assert all(0 < len(h) <= MAX_HINT_CHARS and "," not in h for h in hints)
+    assert "x" * 150 not in hints
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("CALFLINE_VOICE_MAX_TURNS", "0"),
+        ("CALFLINE_VOICE_MIN_CONFIDENCE", "1.5"),
+        ("CALFLINE_ESCALATION_PHONE", "911"),
+        ("CALFLINE_ESCALATION_PHONE", "+911"),
+        ("CALFLINE_ESCALATION_PHONE", "112"),
+        ("CALFLINE_ESCALATION_PHONE", "call the front desk"),
+    ],
+)
+def test_bad_voice_settings_stop_start_up(variable: str, value: str) -> None:
+    with pytest.raises(ConfigError, match=variable):
+        call_rules(from_environment({variable: value}))
+
+
+def test_escalation_phone_is_normalised() -> None:
+    rules = call_rules(from_environment({"CALFLINE_ESCALATION_PHONE": "+1 (555) 123-4567"}))
+    assert rules == CallRules(6, 0.2, PHONE)
+
+
+def _voice_templates(responder: Responder) -> list[tuple[str, str]]:
+    catalog = responder.catalog
+    texts = [(f"{i.id}.voice", i.replies["voice"]) for i in catalog.intents.values()]
+    texts += [(f"system.{n}.voice", c["voice"]) for n, c in catalog.system.items()]
+    options = {"option1": "a cramp happening right now", "option2": "an urgent warning sign"}
+    return [(name, text.format_map({**DEFAULT_VARIABLES, **options})) for name, text in texts]
+
+
+def test_every_voice_template_is_speakable(responder: Responder) -> None:
+    # Beyond test_templates' checks: only what a speech engine reads plainly, and
+    # no run of capitals it would spell out letter by letter (an abbreviation).
+    for name, text in _voice_templates(responder):
+        assert re.fullmatch(r"[A-Za-z0-9 .,?!':-]*", text), name
+        assert not re.search(r"\b[A-Z]{2,}\b", text.replace("CalfLine", "")), name
+        assert len(text.split()) <= 80, name
+
+
+def test_call_prompts_are_short(responder: Responder) -> None:
+    # Prompts are heard on every turn: a caller should not wait through a speech.
+    for name in ("voice_reprompt", "voice_anything_else", "voice_connect_offer",
+                 "voice_connecting"):
+        assert len(_system(responder, name).split()) <= 25, name
+
+
+def _chat(stdin: str, **env: str) -> str:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("CALFLINE_")}
+    result = subprocess.run(
+        [sys.executable, "-m", "responder.cli", "chat", "--voice"], input=stdin,
+        capture_output=True, text=True, encoding="utf-8", cwd=ROOT, env={**clean, **env},
+        timeout=120, check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_chat_voice_simulates_a_call_to_the_turn_limit() -> None:
+    out = _chat("my car is cramping\n\n2\nstill here\nand again\n", CALFLINE_VOICE_MAX_TURNS="3")
+    assert "not a substitute for medical care" in out
+    assert "[cramp_now" in out and "Sorry, I did not catch that" in out
+    assert out.count("[listening") == 3
+    assert out.rstrip().endswith("[call ended]")
+    assert "still here" not in out and "[caller hung up]" not in out
+
+
+def test_chat_voice_offers_the_connection_when_configured() -> None:
+    out = _chat("my calf is swollen and hot\n1\n", CALFLINE_ESCALATION_PHONE=PHONE)
+    assert "(slowly) Please listen carefully" in out
+    assert "press one, or say connect" in out
+    assert f"[dialing {PHONE}]" in out
+    plain = _chat("my calf is swollen and hot\n")
+    assert "say connect" not in plain and "[dialing" not in plain
+    assert plain.rstrip().endswith("[caller hung up]")
