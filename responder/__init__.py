@@ -46,4 +46,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     install_frontdesk(app)  # clinic profiles, JSON API, staff console, escalation
     app.register_blueprint(health.bp)
     app.register_blueprint(sms.bp)
+    from responder import voice
+
+    app.register_blueprint(voice.bp)
     return app

@@ -1,0 +1,156 @@
+"""Twilio's voice webhooks: a call's speech or keys in, spoken TwiML out.
+
+The call flow itself lives in responder/call_flow.py; this module only reads
+the request, asks the flow for the next step and renders it with `VoiceResponse`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+from urllib.parse import urlencode
+
+from flask import Blueprint, Response, current_app, g, request, url_for
+from flask.blueprints import BlueprintSetupState
+from twilio.twiml.voice_response import Gather, Say, VoiceResponse
+
+from responder.call_flow import (
+    CallFlow,
+    CallRules,
+    CallState,
+    Connect,
+    HangUp,
+    Heard,
+    Listen,
+    Speak,
+    Step,
+    call_rules,
+    dialable,
+    speech_hints,
+)
+from responder.respond import Responder
+from responder.security import twilio_webhook
+from responder.sms import clinic_variables, twiml
+
+bp = Blueprint("voice", __name__)
+
+# <Gather speechTimeout="auto"> ends at the caller's first pause, which suits short
+# answers. Twilio rejects "auto" once a speechModel is set (warning 13335: "use a
+# positive integer for speechTimeout whenever you set speechModel"), so by default
+# no speechModel is sent and Twilio picks the recognizer; a configured model gets
+# this many seconds of silence instead (twilio.com/docs/voice/twiml/gather).
+SPEECH_TIMEOUT_WITH_MODEL = "2"
+
+
+@dataclass(frozen=True)
+class VoiceSettings:
+    """How calls sound and listen, read from app.config once at start-up."""
+
+    rules: CallRules
+    voice: str
+    language: str
+    speech_model: str
+    hints: str
+
+    @property
+    def ssml(self) -> bool:
+        """Only Amazon Polly and Google voices read SSML such as <prosody>."""
+        return self.voice.startswith(("Polly.", "Google."))
+
+
+@bp.record_once
+def _load_settings(state: BlueprintSetupState) -> None:
+    """Validate the voice settings when the blueprint is registered, not mid-call."""
+    app = state.app
+    responder: Responder = app.extensions["calfline"]
+    config: dict[str, Any] = app.config
+    app.extensions["calfline_voice"] = VoiceSettings(
+        rules=call_rules(config),
+        voice=str(config["VOICE"]),
+        language=str(config["VOICE_LANGUAGE"]),
+        speech_model=str(config["VOICE_SPEECH_MODEL"]),
+        hints=speech_hints(responder.catalog),
+    )
+
+
+def _flow(settings: VoiceSettings) -> CallFlow:
+    """A call flow for the clinic that owns the number called (`To`)."""
+    rules = settings.rules
+    directory = current_app.extensions.get("calfline_clinics")
+    clinic = directory.for_number(request.form.get("To")) if directory else None
+    phone = getattr(clinic, "escalation_phone", None) or ""
+    if phone and dialable(phone, current_app.config["EMERGENCY_NUMBER"]):
+        rules = replace(rules, escalation_phone=phone)
+    return CallFlow(current_app.extensions["calfline"], rules, clinic_variables())
+
+
+def _say(text: str, slow: bool, settings: VoiceSettings) -> Say:
+    say = Say(voice=settings.voice, language=settings.language)
+    if slow and settings.ssml:
+        say.prosody(text, rate="slow")
+    else:
+        say.value = text
+    return say
+
+
+def _gather(action: Listen, settings: VoiceSettings) -> tuple[Gather, str]:
+    url = f"{url_for('voice.answer_call')}?{urlencode(action.state.query())}"
+    options: dict[str, Any] = {"speech_timeout": "auto"}
+    if settings.speech_model:
+        options = {"speech_model": settings.speech_model,
+                   "speech_timeout": SPEECH_TIMEOUT_WITH_MODEL}
+    gather = Gather(
+        input="speech dtmf",
+        action=url,
+        method="POST",
+        language=settings.language,
+        hints=settings.hints,
+        num_digits=1,
+        action_on_empty_result=True,
+        **options,
+    )
+    if action.prompt:
+        gather.append(_say(action.prompt, False, settings))
+    return gather, url
+
+
+def render(step: Step, settings: VoiceSettings) -> str:
+    """Turn a call step into TwiML."""
+    response = VoiceResponse()
+    for action in step.actions:
+        if isinstance(action, Speak):
+            response.append(_say(action.text, action.slow, settings))
+        elif isinstance(action, Listen):
+            gather, url = _gather(action, settings)
+            response.append(gather)
+            # If the Gather ends with no input and Twilio does not call the action,
+            # the call falls through to here: come back as an empty turn.
+            response.redirect(url, method="POST")
+        elif isinstance(action, Connect):
+            response.dial(action.number)
+        elif isinstance(action, HangUp):
+            response.hangup()
+    return str(response)
+
+
+@bp.post("/voice")
+@twilio_webhook
+def incoming_call() -> Response:
+    """Greet a new caller and listen."""
+    settings: VoiceSettings = current_app.extensions["calfline_voice"]
+    return twiml(render(_flow(settings).start(), settings))
+
+
+@bp.post("/voice/answer")
+@twilio_webhook
+def answer_call() -> Response:
+    """Answer what the caller said or pressed, then listen again or end the call."""
+    settings: VoiceSettings = current_app.extensions["calfline_voice"]
+    state = CallState.from_query(request.args, settings.rules)
+    heard = Heard.from_fields(
+        request.form.get("SpeechResult"), request.form.get("Confidence"),
+        request.form.get("Digits"),
+    )
+    step = _flow(settings).answer(state, heard)
+    g.calfline_intent = step.intent  # for the request log line
+    return twiml(render(step, settings))
