@@ -20,7 +20,8 @@ import snowballstemmer
 
 from responder.catalog import CALF_INTENTS, Catalog
 from responder.normalize import Normalizer
-from responder.redflags import RedFlagDetector, SignHit, _phrase_regex
+from responder.prefilter import WordList
+from responder.redflags import RedFlagDetector, SignHit
 from responder.scoring import IntentScorer
 
 _EDGE_PUNCTUATION = re.compile(r"^[\W_]+|[\W_]+$")
@@ -89,10 +90,10 @@ class Matcher:
         self.scorer = IntentScorer(scored, stemmer.stemWord, _STOPWORDS)
         self.detector = RedFlagDetector(catalog.red_flags, lexicon)
         parts = lexicon.get("body_parts", {})
-        self._in_scope = _phrase_regex(parts.get("in_scope", []))
-        self._out_scope = _phrase_regex(parts.get("out_of_scope", []))
-        self._content = _phrase_regex(lexicon.get("content_words", []))
-        self._symptoms = _phrase_regex(lexicon.get("symptom_words", []))
+        self._in_scope = WordList(parts.get("in_scope", []))
+        self._out_scope = WordList(parts.get("out_of_scope", []))
+        self._content = WordList(lexicon.get("content_words", []))
+        self._symptoms = WordList(lexicon.get("symptom_words", []))
 
     def command(self, text: str) -> str | None:
         """Return the intent of an exact command word ("STOP", " help! "), else None."""
@@ -117,7 +118,7 @@ class Matcher:
         if self._other_body_part(normalized):
             return Match(text, normalized, "out_of_scope", 1.0, best, round(score, 3),
                          reason="other_body_part", signs=signs)
-        if best == "out_of_scope" and self._symptoms.search(normalized):
+        if best == "out_of_scope" and self._symptoms.found_in(normalized):
             # A calf symptom is in the message: answering the closest calf
             # intent helps more than "I can only help with calves".
             if second in CALF_INTENTS and second_score >= 0.6 * score:
@@ -138,7 +139,7 @@ class Matcher:
         # it from sign words, which the detector has already weighed in
         # context (negated, past, someone else's).
         scores.pop("red_flag", None)
-        if self._content.search(normalized):
+        if self._content.found_in(normalized):
             # greeting, thanks and help mean "with nothing else".
             for social in ("greeting", "thanks", "help"):
                 scores.pop(social, None)
@@ -149,7 +150,7 @@ class Matcher:
         return ranked + [("out_of_scope", 0.0)] * (2 - min(len(ranked), 2))
 
     def _other_body_part(self, normalized: str) -> bool:
-        return bool(self._out_scope.search(normalized)) and not self._in_scope.search(normalized)
+        return self._out_scope.found_in(normalized) and not self._in_scope.found_in(normalized)
 
     def explain(self, text: str) -> Mapping[str, float]:
         """Return every intent's score, for debugging and the eval command."""

@@ -22,6 +22,7 @@ except ImportError:  # pragma: no cover - Python < 3.11
     import sre_constants as _c  # type: ignore[no-redef]
     import sre_parse as _p  # type: ignore[no-redef]
 
+_MIN_LITERAL = 3
 Literals = tuple[frozenset[str], ...]  # every set must have a member in the text
 
 
@@ -67,32 +68,113 @@ def required_literals(pattern: str) -> Literals:
     return _sequence(list(_p.parse(pattern)))
 
 
-class Guard:
-    """A compiled test for a pattern's required literals: one C-level search per set."""
+def _trie_regex(words: Iterable[str]) -> str:
+    """Build a regex that matches the longest of the words, branching by prefix.
 
-    def __init__(self, pattern: str) -> None:
-        self._tests = [
-            re.compile("|".join(re.escape(lit) for lit in sorted(group))).search
-            for group in required_literals(pattern)
-        ]
+    A flat alternation of hundreds of words is tried word by word at every
+    position; a trie tests one character per level.
+    """
+    root: dict[str, Any] = {}
+    for word in words:
+        node = root
+        for ch in word:
+            node = node.setdefault(ch, {})
+        node[""] = {}
 
-    def allows(self, text: str) -> bool:
-        """Return False only when the text lacks every member of some required set."""
-        for test in self._tests:
-            if test(text) is None:
-                return False
-        return True
+    def build(node: dict[str, Any]) -> str:
+        ends = "" in node
+        branches = [re.escape(ch) + build(child) for ch, child in sorted(node.items()) if ch]
+        if not branches:
+            return ""
+        body = branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
+        if ends:
+            return "(?:" + body + ")?"
+        return body
+
+    return build(root)
+
+
+class LiteralScanner:
+    """Find, in one pass, which required-literal sets of many patterns a text meets."""
+
+    def __init__(self, patterns: Iterable[str]) -> None:
+        self._ids: dict[frozenset[str], int] = {}
+        self.guards: dict[str, frozenset[int]] = {}
+        for pattern in patterns:
+            # Sets with a very short member ("x", "/") would hit almost every
+            # position of the scan; they are left out (treated as always met).
+            groups = [g for g in required_literals(pattern) if min(map(len, g)) >= _MIN_LITERAL]
+            ids = {self._ids.setdefault(group, len(self._ids)) for group in groups}
+            self.guards[pattern] = frozenset(ids)
+        literals = {lit for group in self._ids for lit in group}
+        # A literal found at a position implies every literal that is its prefix.
+        self._meets = {
+            lit: frozenset(
+                i for group, i in self._ids.items()
+                if any(lit.startswith(member) for member in group)
+            )
+            for lit in literals
+        }
+        self._scan = re.compile("(?=(" + _trie_regex(literals) + "))") if literals else None
+
+    def present(self, text: str) -> frozenset[int]:
+        """Return the ids of the literal sets that the text meets."""
+        if self._scan is None:
+            return frozenset()
+        meets = self._meets
+        found: set[int] = set()
+        for match in self._scan.finditer(text):
+            lit = match.group(1)
+            if lit:
+                found |= meets[lit]
+        return frozenset(found)
 
 
 class RuleSet:
     """Ordered (pattern, replacement) rewrites that skip rules which cannot match."""
 
     def __init__(self, rules: Iterable[tuple[str, str]]) -> None:
-        self._rules = [(re.compile(p), r, Guard(p)) for p, r in rules]
+        rules = [(str(p), str(r)) for p, r in rules]
+        self._scanner = LiteralScanner(p for p, _ in rules)
+        self._rules = [
+            (re.compile(p), r, self._scanner.guards[p], _searches(p)) for p, r in rules
+        ]
 
     def apply(self, text: str) -> str:
         """Apply every rule in order, as plain `re.sub` calls would."""
-        for pattern, replacement, guard in self._rules:
-            if guard.allows(text):
-                text = pattern.sub(replacement, text)
+        present: frozenset[int] | None = self._scanner.present(text)
+        for pattern, replacement, ids, searches in self._rules:
+            # Until a rule changes the text, one scan answers for every rule;
+            # after that, each rule checks its own literals on the new text.
+            if ids <= present if present is not None else _all_found(searches, text):
+                changed = pattern.sub(replacement, text)
+                if changed != text:
+                    text, present = changed, None
         return text
+
+
+def _searches(pattern: str) -> list[Any]:
+    return [
+        re.compile("|".join(re.escape(lit) for lit in sorted(group))).search
+        for group in required_literals(pattern)
+    ]
+
+
+def _all_found(searches: list[Any], text: str) -> bool:
+    return all(search(text) is not None for search in searches)
+
+
+class WordList:
+    """Whole words and phrases to look for in normalized (space-separated) text."""
+
+    def __init__(self, entries: Iterable[object]) -> None:
+        cleaned = {" ".join(str(e).split()) for e in entries if str(e).strip()}
+        self._words = frozenset(e for e in cleaned if " " not in e)
+        self._phrases = tuple(f" {e} " for e in cleaned if " " in e)
+
+    def found_in(self, text: str) -> bool:
+        """Return True when any entry occurs in the text as whole words."""
+        if not self._words.isdisjoint(text.split()):
+            return True
+        padded = f" {text} "
+        return any(phrase in padded for phrase in self._phrases)

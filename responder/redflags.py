@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from responder.prefilter import Guard
+from responder.prefilter import LiteralScanner, WordList
 
 Span = tuple[int, int]  # token indices, end exclusive
 
@@ -61,9 +61,12 @@ class RedFlagDetector:
     """Detect red-flag signs using the rules in intents/_red_flags.yaml."""
 
     def __init__(self, rules: Mapping[str, Any], lexicon: Mapping[str, Any]) -> None:
+        patterns = [(sign, str(p)) for sign in rules.get("signs", []) for p in sign["patterns"]]
+        self._scanner = LiteralScanner(p for _, p in patterns)
         self._signs = [
-            (str(sign["name"]), str(sign.get("scope", "systemic")), re.compile(p), Guard(p))
-            for sign in rules.get("signs", []) for p in sign["patterns"]
+            (str(sign["name"]), str(sign.get("scope", "systemic")), re.compile(p),
+             self._scanner.guards[p])
+            for sign, p in patterns
         ]
         ctx = rules.get("context", {})
         self._window = int(ctx.get("window", 5))
@@ -78,15 +81,16 @@ class RedFlagDetector:
         self._past_before = _phrase_regex(ctx.get("historical_before", []))
         self._past_after = _phrase_regex(ctx.get("historical_after", []))
         parts = lexicon.get("body_parts", {})
-        self._in_scope = _phrase_regex(parts.get("in_scope", []))
-        self._out_scope = _phrase_regex(parts.get("out_of_scope", []))
+        self._in_scope = WordList(parts.get("in_scope", []))
+        self._out_scope = WordList(parts.get("out_of_scope", []))
 
     def find(self, text: str) -> list[SignHit]:
         """Return every sign mention in the normalized text with its context status."""
         tokens = _Tokens(text)
         found: list[tuple[str, str, Span, str]] = []
+        present = self._scanner.present(text)
         for name, scope, pattern, guard in self._signs:
-            if not guard.allows(text):
+            if not guard <= present:
                 continue
             for match in pattern.finditer(text):
                 span = tokens.span(match.start(), match.end())
@@ -95,7 +99,7 @@ class RedFlagDetector:
             return []
         sign_spans = [span for _, _, span, _ in found]
         context = _Context(self, tokens, sign_spans)
-        only_other_part = bool(self._out_scope.search(text)) and not self._in_scope.search(text)
+        only_other_part = self._out_scope.found_in(text) and not self._in_scope.found_in(text)
         hits = []
         for name, scope, span, matched in found:
             status = context.status(span)
