@@ -23,7 +23,9 @@ def install_frontdesk(app: Flask) -> None:
         app.logger.warning(_DEV_KEY_WARNING)
         app.config["SECRET_KEY"] = secrets.token_hex(32)
 
-    from responder import api
+    from responder import api, console
 
     api.load_openapi(app)
     app.register_blueprint(api.bp)
+    console.configure_sessions(app)
+    app.register_blueprint(console.bp)
