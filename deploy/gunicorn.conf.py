@@ -1,0 +1,75 @@
+"""Gunicorn settings for CalfLine: `gunicorn -c deploy/gunicorn.conf.py wsgi:app`.
+
+Every knob comes from the environment (unset or empty means the default) with
+defaults that suit one small server behind a TLS proxy on the same host
+(docs.gunicorn.org/en/stable/settings.html).
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+from typing import Any
+
+from gunicorn.glogging import Logger
+
+from responder.logging_setup import redact_path
+
+# Where to listen. Behind nginx on the same host keep 127.0.0.1; in a
+# container use 0.0.0.0 (the Dockerfile does).
+bind = os.environ.get("CALFLINE_BIND") or "127.0.0.1:8000"
+
+# Matching is CPU-bound pure Python, so one process per core is the base;
+# threads only help while a request waits on the database.
+workers = int(os.environ.get("CALFLINE_WORKERS") or os.cpu_count() or 1)
+threads = int(os.environ.get("CALFLINE_THREADS") or 1)
+worker_class = "gthread" if threads > 1 else "sync"
+
+# Build the app (load intents, fit the matcher) once in the master, then fork:
+# workers share those pages copy-on-write instead of each training its own.
+preload_app = True
+
+# Twilio gives up after 15 s (twilio.com/docs/errors/11205); a worker stuck
+# twice that long is killed and replaced.
+timeout = 30
+graceful_timeout = 30
+keepalive = 5
+
+# Heartbeat files on tmpfs: a slow disk (or Docker's overlay) cannot stall workers.
+worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
+
+# No control socket: nothing uses it, and two instances would fight over its path.
+control_socket_disable = True
+
+# TLS ends at the proxy; trust its X-Forwarded-Proto only from these addresses.
+forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS") or "127.0.0.1,::1"
+
+# Access log: method, path, status, size, time and request id. Never %(r)s or
+# %(q)s (the query string of a GET webhook carries From and Body), never the
+# Referer, and the path itself has phone-number-like digit runs masked.
+_access = os.environ.get("CALFLINE_ACCESS_LOG") or "-"
+accesslog = None if _access.lower() in {"off", "none"} else _access
+access_log_format = '%(h)s %(t)s "%(m)s %(U)s" %(s)s %(B)s %(M)sms rid=%({x-request-id}o)s'
+errorlog = "-"
+loglevel = (os.environ.get("CALFLINE_LOG_LEVEL") or "info").lower()
+
+
+class RedactingLogger(Logger):
+    """Gunicorn's logger with phone-number-like digit runs masked in the path."""
+
+    def atoms(self, resp: Any, req: Any, environ: Any, request_time: Any) -> dict[str, Any]:
+        atoms: dict[str, Any] = super().atoms(resp, req, environ, request_time)
+        atoms["U"] = redact_path(str(atoms.get("U") or ""))
+        return atoms
+
+
+logger_class = RedactingLogger
+
+
+def pre_fork(server: Any, worker: Any) -> None:
+    """Move the preloaded objects out of the collector's reach before forking.
+
+    Otherwise the first collection in each worker touches every object and
+    copies the shared pages (docs.python.org/3/library/gc.html#gc.freeze).
+    """
+    gc.freeze()
