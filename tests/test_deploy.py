@@ -166,7 +166,9 @@ def test_dockerfile_is_pinned_non_root_and_checks_health() -> None:
     users = re.findall(r"^USER (\S+)$", text, re.M)
     assert users and users[-1] not in {"root", "0"}
     assert "HEALTHCHECK" in text and "/healthz" in text
-    assert '"deploy/gunicorn.conf.py", "wsgi:app"]' in text
+    assert re.search(r'^CMD \["gunicorn", "--config", "deploy/gunicorn.conf.py", .*"wsgi:app"\]$',
+                     text, re.M)
+    assert "http://127.0.0.1:8000/healthz" in text and '"--bind", "0.0.0.0:8000"' in text
     for path in re.findall(r"^COPY (\S+) ", text, re.M):
         assert (ROOT / path).exists(), path
 
