@@ -27,8 +27,9 @@ class WebhookLimits:
     """The parsed limits and the limiter that counts them."""
 
     def __init__(self, limiter: Limiter, per_ip: list[RateLimitItem],
-                 per_sender: list[RateLimitItem]) -> None:
+                 per_sender: list[RateLimitItem], prefix: str = "calfline") -> None:
         self.limiter = limiter
+        self.prefix = prefix
         self.per_ip = per_ip
         self.per_sender = per_sender
 
@@ -50,6 +51,8 @@ def install_rate_limits(app: Flask) -> None:
         limiter,
         _parse("CALFLINE_RATELIMIT_PER_IP", app.config["RATELIMIT_PER_IP"]),
         _parse("CALFLINE_RATELIMIT_PER_SENDER", app.config["RATELIMIT_PER_SENDER"]),
+        # Keeps several apps (or test runs) apart in one Redis.
+        "calfline" + app.config.get("RATELIMIT_KEY_PREFIX", ""),
     )
 
 
@@ -57,12 +60,12 @@ def _too_many(items: list[RateLimitItem], scope: str, identity: str) -> Response
     limits: WebhookLimits = current_app.extensions[EXTENSION]
     for item in items:
         try:
-            allowed = limits.limiter.limiter.hit(item, "calfline", scope, identity)
+            allowed = limits.limiter.limiter.hit(item, limits.prefix, scope, identity)
         except Exception:  # noqa: BLE001 - a dead Redis must not silence the line
             log.exception("rate-limit storage failed; letting the request through")
             return None
         if not allowed:
-            stats = limits.limiter.limiter.get_window_stats(item, "calfline", scope, identity)
+            stats = limits.limiter.limiter.get_window_stats(item, limits.prefix, scope, identity)
             retry = max(1, math.ceil(stats.reset_time - time.time()))
             response = Response(f"Too Many Requests: more than {item} per {scope}\n", 429,
                                 mimetype="text/plain")

@@ -1,0 +1,60 @@
+"""A real CalfLine server process for tests: gunicorn with two workers on 127.0.0.1."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+GUNICORN = Path(sys.executable).with_name("gunicorn")
+
+
+def free_port() -> int:
+    """Return a TCP port nobody listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def gunicorn(env: Mapping[str, str], workers: int = 2, timeout: float = 180) -> Iterator[str]:
+    """Run `gunicorn -w N responder:create_app()`; yield its base URL once /healthz answers."""
+    port = free_port()
+    clean = {k: v for k, v in os.environ.items()
+             if not k.startswith(("CALFLINE_", "TWILIO_")) and k != "DATABASE_URL"}
+    process = subprocess.Popen(
+        [str(GUNICORN), "--preload", "-w", str(workers), "-b", f"127.0.0.1:{port}",
+         "--timeout", "120", "responder:create_app()"],
+        cwd=ROOT, env={**clean, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if process.poll() is not None:
+                raise AssertionError(f"gunicorn exited: {process.stderr.read()!r}")  # type: ignore[union-attr]
+            try:
+                with urllib.request.urlopen(base + "/healthz", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, "gunicorn did not become healthy"
+            time.sleep(0.2)
+        yield base
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        if process.stderr:
+            process.stderr.close()
