@@ -108,7 +108,9 @@ class Matcher:
         if not normalized:
             return Match(text, normalized, "out_of_scope", 1.0, reason="empty")
         signs = tuple(self.detector.find(normalized))
-        ranked = self._rank(normalized, signs)
+        calf_symptom = (self._symptoms.found_in(normalized) and self._in_scope.found_in(normalized)
+                        and not self._out_scope.found_in(normalized))
+        ranked = self._rank(normalized, calf_symptom)
         best, score = ranked[0]
         second, second_score = ranked[1]
         if any(s.present for s in signs):
@@ -123,7 +125,7 @@ class Matcher:
             # intent helps more than "I can only help with calves".
             if second in CALF_INTENTS and second_score >= 0.6 * score:
                 best, score, second, second_score = second, second_score, best, score
-        if score < self.thresholds.fallback:
+        if score < self.thresholds.fallback and not calf_symptom:
             return Match(text, normalized, "out_of_scope", round(1.0 - score, 3), best,
                          round(score, 3), reason="fallback", signs=signs)
         ambiguous = (
@@ -133,12 +135,16 @@ class Matcher:
         return Match(text, normalized, best, round(min(score, 1.0), 3), second,
                      round(second_score, 3), ambiguous=ambiguous, signs=signs)
 
-    def _rank(self, normalized: str, signs: tuple[SignHit, ...]) -> list[tuple[str, float]]:
+    def _rank(self, normalized: str, calf_symptom: bool) -> list[tuple[str, float]]:
         scores = self.scorer.scores(normalized)
         # red_flag comes from the explicit sign check alone: the scorer learnt
         # it from sign words, which the detector has already weighed in
         # context (negated, past, someone else's).
         scores.pop("red_flag", None)
+        if calf_symptom:
+            # A symptom of the calf, shin, Achilles or foot is what the line is
+            # for: the answer is the closest calf intent, however unsure.
+            scores.pop("out_of_scope", None)
         if self._content.found_in(normalized):
             # greeting, thanks and help mean "with nothing else".
             for social in ("greeting", "thanks", "help"):
