@@ -154,6 +154,15 @@ def test_env_example_lists_every_setting_with_its_default() -> None:
     assert not differ, f"deploy/.env.example disagrees with config.py on {sorted(differ)}"
 
 
+def test_env_example_reads_the_same_in_a_shell() -> None:
+    result = subprocess.run(["sh", "-c", "set -a; . deploy/.env.example; env"], cwd=ROOT,
+                            env={"PATH": os.environ["PATH"]}, capture_output=True, text=True,
+                            timeout=30, check=False)
+    assert result.returncode == 0 and not result.stderr, result.stderr
+    shell = dict(line.split("=", 1) for line in result.stdout.splitlines() if "=" in line)
+    assert {k: shell.get(k) for k in _env_example()} == _env_example()
+
+
 def test_env_example_lists_every_gunicorn_variable() -> None:
     source = (DEPLOY / "gunicorn.conf.py").read_text()
     read = set(re.findall(r'os\.environ\.get\("([A-Z_]+)"', source))
