@@ -1,0 +1,239 @@
+"""Load-test the signed SMS webhook under gunicorn, beside a trivial Flask endpoint.
+
+    python bench/webhook_load.py [--requests 20000] [--concurrency 16] [--workers 2]
+                                 [--duration 60]
+
+Both apps run under deploy/gunicorn.conf.py as written (2 workers) on
+127.0.0.1, one after the other. CalfLine runs with TWILIO_AUTH_TOKEN set, so
+every request's X-Twilio-Signature is checked; the requests are signed up
+front with Twilio's RequestValidator and carry Twilio's usual form fields, a
+message from tests/data/dev.tsv and a fresh MessageSid (no dedupe shortcut),
+and the conversation store writes to a fresh SQLite file. A separate process
+(bench/loadgen.py) sends them; this script prints requests per second,
+p50/p99 latency, errors and each worker's peak memory, then the ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import platform
+import secrets
+import signal
+import socket
+import statistics
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+from twilio.request_validator import RequestValidator
+
+ROOT = Path(__file__).resolve().parent.parent
+CONFIG = ROOT / "deploy" / "gunicorn.conf.py"
+TOKEN = "bench-auth-token"
+OUR_NUMBER = "+15550006000"
+
+
+def free_port() -> int:
+    """Return a TCP port nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def dev_messages() -> list[str]:
+    """Return the development set's messages."""
+    with open(ROOT / "tests" / "data" / "dev.tsv", encoding="utf-8", newline="") as handle:
+        return [row["text"] for row in csv.DictReader(handle, delimiter="\t")]
+
+
+def signed_requests(port: int, count: int) -> list[bytes]:
+    """Build `count` raw POST /sms requests, each signed the way Twilio signs it."""
+    url = f"http://127.0.0.1:{port}/sms"
+    validator = RequestValidator(TOKEN)
+    messages = dev_messages()
+    account = "AC" + secrets.token_hex(16)
+    built = []
+    for i in range(count):
+        sid = "SM" + secrets.token_hex(16)
+        params = {
+            "ToCountry": "US", "ToState": "CA", "SmsMessageSid": sid, "NumMedia": "0",
+            "ToCity": "", "FromZip": "", "SmsSid": sid, "FromState": "CA",
+            "SmsStatus": "received", "FromCity": "", "Body": messages[i % len(messages)],
+            "FromCountry": "US", "To": OUR_NUMBER, "ToZip": "", "NumSegments": "1",
+            "MessageSid": sid, "AccountSid": account, "From": f"+1555{1000000 + i % 997:07d}",
+            "ApiVersion": "2010-04-01",
+        }
+        body = urlencode(params).encode()
+        head = (
+            f"POST /sms HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+            "Content-Type: application/x-www-form-urlencoded\r\n"
+            f"Content-Length: {len(body)}\r\n"
+            f"X-Twilio-Signature: {validator.compute_signature(url, params)}\r\n"
+            "User-Agent: TwilioProxy/1.1\r\n\r\n"
+        )
+        built.append(head.encode() + body)
+    return built
+
+
+def start_gunicorn(app: str, port: int, workers: int, env: dict[str, str],
+                   logdir: Path) -> subprocess.Popen[bytes]:
+    """Start gunicorn with the deploy config and wait until /healthz answers."""
+    env = {**env, "CALFLINE_BIND": f"127.0.0.1:{port}", "CALFLINE_WORKERS": str(workers)}
+    name = app.split(":")[0].replace(".", "_")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "--config", str(CONFIG), app],
+        cwd=ROOT, env=env, stdout=open(logdir / f"{name}.out", "wb"),
+        stderr=open(logdir / f"{name}.err", "wb"),
+    )
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"gunicorn {app} exited: see {logdir / (name + '.err')}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2):
+                return process
+        except OSError:
+            time.sleep(0.2)
+    process.kill()
+    raise SystemExit(f"gunicorn {app} did not answer /healthz within 180 s")
+
+
+def worker_memory(master: int) -> list[dict[str, float]]:
+    """Return each worker's peak resident (VmHWM) and proportional (Pss) memory in MB."""
+    workers = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            status = (entry / "status").read_text()
+        except OSError:
+            continue
+        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+        if int(fields.get("PPid", "0").strip() or 0) != master:
+            continue
+        pss = 0.0
+        try:
+            for line in (entry / "smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    pss = int(line.split()[1]) / 1024
+        except OSError:
+            pass
+        hwm = int(fields.get("VmHWM", "0 kB").split()[0]) / 1024
+        workers.append({"pid": int(entry.name), "hwm_mb": hwm, "pss_mb": pss})
+    return sorted(workers, key=lambda w: w["pid"])
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Return the q-th percentile (nearest rank)."""
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered)) - 1))]
+
+
+def load(app: str, args: argparse.Namespace, env: dict[str, str], logdir: Path) -> dict[str, Any]:
+    """Serve one app, load it from a separate process, and collect the figures."""
+    port = free_port()
+    requests = signed_requests(port, args.warmup + args.requests)
+    blob = logdir / f"requests-{port}.bin"
+    blob.write_bytes(b"".join(struct.pack(">I", len(r)) + r for r in requests))
+    server = start_gunicorn(app, port, args.workers, env, logdir)
+    try:
+        generator = subprocess.run(
+            [sys.executable, str(ROOT / "bench" / "loadgen.py"), "--port", str(port),
+             "--requests", str(blob), "--concurrency", str(args.concurrency),
+             "--warmup", str(args.warmup), "--duration", str(args.duration)],
+            capture_output=True, text=True, timeout=2 * args.duration + 60, check=True,
+        )
+        result: dict[str, Any] = json.loads(generator.stdout)
+        result["memory"] = worker_memory(server.pid)
+    finally:
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+    latencies = result.pop("latencies_ms")
+    result.update({
+        "rps": result["ok"] / result["elapsed_s"] if result["elapsed_s"] else 0.0,
+        "p50": percentile(latencies, 50), "p99": percentile(latencies, 99),
+        "mean": statistics.fmean(latencies) if latencies else float("nan"),
+    })
+    return result
+
+
+def machine() -> str:
+    """Describe the machine: cores, CPU model, Python, load average before the run."""
+    model = "unknown CPU"
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            model = line.split(":", 1)[1].strip()
+            break
+    load1, load5, _ = os.getloadavg()
+    return (f"{os.cpu_count()} cores ({model}), Python {platform.python_version()}, "
+            f"load average {load1:.2f}/{load5:.2f} before the run")
+
+
+def main() -> int:
+    """Run both apps under the same load and print the figures side by side."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=20_000, help="measured requests per app")
+    parser.add_argument("--warmup", type=int, default=400, help="unmeasured requests first")
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--duration", type=float, default=60.0,
+                        help="stop each measured run after this many seconds")
+    args = parser.parse_args()
+    print(machine())
+    print(f"gunicorn -c deploy/gunicorn.conf.py, {args.workers} workers; {args.concurrency} "
+          f"connections from bench/loadgen.py; up to {args.requests} signed POST /sms per app "
+          f"after {args.warmup} warm-up, at most {args.duration:.0f} s each")
+    with tempfile.TemporaryDirectory(prefix="calfline-bench-") as tmp:
+        logdir = Path(tmp)
+        base_env = {k: v for k, v in os.environ.items()
+                    if not k.startswith(("CALFLINE_", "TWILIO_", "DATABASE_URL"))}
+        calfline_env = {
+            **base_env,
+            "TWILIO_AUTH_TOKEN": TOKEN,
+            "DATABASE_URL": f"sqlite:///{logdir / 'bench.sqlite3'}",
+            "CALFLINE_HASH_SECRET": secrets.token_hex(16),
+            "CALFLINE_SECRET_KEY": secrets.token_hex(16),
+            # All the load comes from one address and ~1,000 senders; the limits
+            # exist to stop floods, so they are raised here rather than measured.
+            "CALFLINE_RATELIMIT_PER_IP": "10000000/minute",
+            "CALFLINE_RATELIMIT_PER_SENDER": "10000000/minute",
+        }
+        results = {
+            "trivial Flask": load("bench.trivial_app:app", args, base_env, logdir),
+            "CalfLine /sms": load("wsgi:app", args, calfline_env, logdir),
+        }
+    print(f"{'':<15} {'requests':>9} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'errors':>7} "
+          f"{'peak RSS per worker MB (VmHWM)':>32} {'PSS MB':>12}")
+    for name, r in results.items():
+        errors = sum(r["errors"].values())
+        hwm = " ".join(f"{w['hwm_mb']:.1f}" for w in r["memory"])
+        pss = " ".join(f"{w['pss_mb']:.1f}" for w in r["memory"])
+        print(f"{name:<15} {r['ok']:>9} {r['rps']:>8.0f} {r['p50']:>7.2f} {r['p99']:>7.2f} "
+              f"{errors:>7} {hwm:>32} {pss:>12}")
+        if r["errors"]:
+            print(f"  errors: {r['errors']}")
+    ours, trivial = results["CalfLine /sms"], results["trivial Flask"]
+    ratio = ours["rps"] / trivial["rps"] if trivial["rps"] else float("nan")
+    peak = max((w["hwm_mb"] for w in ours["memory"]), default=float("nan"))
+    print(f"CalfLine / trivial: {ratio:.2f}x the requests per second "
+          f"(goal >= 0.5); p99 {ours['p99']:.2f} ms (goal < 10); "
+          f"errors {sum(ours['errors'].values())} (goal 0); peak worker {peak:.1f} MB (goal < 100)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
