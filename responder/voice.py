@@ -28,6 +28,7 @@ from responder.call_flow import (
     dialable,
     speech_hints,
 )
+from responder.clinics import ClinicDirectory
 from responder.respond import Responder
 from responder.security import twilio_webhook
 from responder.sms import clinic_variables, twiml
@@ -76,9 +77,10 @@ def _load_settings(state: BlueprintSetupState) -> None:
 def _flow(settings: VoiceSettings) -> CallFlow:
     """A call flow for the clinic that owns the number called (`To`)."""
     rules = settings.rules
-    directory = current_app.extensions.get("calfline_clinics")
+    directory: ClinicDirectory | None = current_app.extensions.get("calfline_clinics")
     clinic = directory.for_number(request.form.get("To")) if directory else None
-    phone = getattr(clinic, "escalation_phone", None) or ""
+    phone = clinic.escalation_phone if clinic else None
+    # Clinic numbers are checked as E.164 only; a short code like +911 is never dialled.
     if phone and dialable(phone, current_app.config["EMERGENCY_NUMBER"]):
         rules = replace(rules, escalation_phone=phone)
     return CallFlow(current_app.extensions["calfline"], rules, clinic_variables())

@@ -295,6 +295,8 @@ def test_clinic_escalation_number_is_dialled_for_its_own_number(
     client.application.extensions["calfline_clinics"] = clinics.ClinicDirectory([
         clinics.Clinic(id="north", name="North Clinic", numbers=("+15550002222",),
                        phone="+15550003333", escalation_phone="+15550004444"),
+        clinics.Clinic(id="south", name="South Clinic", numbers=("+15550005555",),
+                       phone="+15550006666", escalation_phone="+911"),
     ])
     post = _poster(client)
     root = post("/voice/answer?turn=2&tries=0&offer=1", Digits="1")
@@ -302,6 +304,10 @@ def test_clinic_escalation_number_is_dialled_for_its_own_number(
     other = client.post("/voice/answer?turn=2&tries=0&offer=1",
                         data={**CALL, "To": "+15559999999", "Digits": "1"})
     assert ET.fromstring(other.data).find("Dial") is None
+    # A clinic file's short code is never dialled: the line tells callers to call 911.
+    south = client.post("/voice/answer?turn=2&tries=0&offer=1",
+                        data={**CALL, "To": "+15550005555", "Digits": "1"})
+    assert ET.fromstring(south.data).find("Dial") is None
 
 
 TOKEN = "voice-test-token-0123456789abcdef"
