@@ -44,6 +44,14 @@ SETTINGS: dict[str, tuple[str, Callable[[str], Any], Any]] = {
     "CLINICS_FILE": ("CALFLINE_CLINICS_FILE", _str, ""),
     # Signs the staff console's session cookie; empty gets a dev key and a warning.
     "SECRET_KEY": ("CALFLINE_SECRET_KEY", _str, ""),
+    # Escalations (responder/escalation.py): "thread" delivers from each web process;
+    # "off" leaves it to `calfline escalations`. Backoff doubles from this many seconds.
+    "ESCALATION_WORKER": ("CALFLINE_ESCALATION_WORKER", _str, "thread"),
+    "ESCALATION_BACKOFF": ("CALFLINE_ESCALATION_BACKOFF", _float, 5.0),
+    "ESCALATION_MAX_ATTEMPTS": ("CALFLINE_ESCALATION_MAX_ATTEMPTS", _int, 10),
+    # Twilio REST API for escalation SMS (the auth token is TWILIO_AUTH_TOKEN).
+    "TWILIO_ACCOUNT_SID": ("TWILIO_ACCOUNT_SID", _str, ""),
+    "TWILIO_API_URL": ("CALFLINE_TWILIO_API_URL", _str, "https://api.twilio.com"),
     "LOG_LEVEL": ("CALFLINE_LOG_LEVEL", _str, "INFO"),
     # Webhook signatures (responder/security.py): empty token answers loopback only.
     "TWILIO_AUTH_TOKEN": ("TWILIO_AUTH_TOKEN", _str, ""),

@@ -29,3 +29,6 @@ def install_frontdesk(app: Flask) -> None:
     app.register_blueprint(api.bp)
     console.configure_sessions(app)
     app.register_blueprint(console.bp)
+    from responder.escalation import install_escalation
+
+    install_escalation(app)

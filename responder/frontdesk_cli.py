@@ -34,14 +34,30 @@ def cmd_password_hash(args: argparse.Namespace, stdin: TextIO, stdout: TextIO) -
     return 0
 
 
+def cmd_escalations(args: argparse.Namespace, stdin: TextIO, stdout: TextIO) -> int:
+    """Deliver queued clinic notifications in the foreground (with ESCALATION_WORKER=off)."""
+    import threading
+
+    from responder import create_app
+    from responder.escalation import run_worker
+
+    app = create_app({"ESCALATION_WORKER": "off"})
+    stdout.write("delivering clinic escalations; Ctrl-C to stop\n")
+    stdout.flush()
+    run_worker(app, threading.Event())
+    return 0
+
+
 def add_frontdesk_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Describe the front-desk subcommands on the `calfline` parser."""
     key = sub.add_parser("clinic-key", help="make a clinic API key and the hash to store")
     key.add_argument("--stdin", action="store_true", help="hash a key read from stdin instead")
     sub.add_parser("password-hash", help="hash a staff password for the clinics file")
+    sub.add_parser("escalations", help="deliver queued clinic notifications (worker process)")
 
 
 FRONTDESK_COMMANDS: dict[str, Callable[..., int]] = {
     "clinic-key": cmd_clinic_key,
     "password-hash": cmd_password_hash,
+    "escalations": cmd_escalations,
 }

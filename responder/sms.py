@@ -8,6 +8,7 @@ from flask import Blueprint, Response, current_app, g, request
 from twilio.twiml.messaging_response import MessagingResponse
 
 from responder.clinics import variables_for_number
+from responder.escalation import queue_escalation
 from responder.exchange import answer_and_record
 from responder.respond import Responder
 from responder.security import twilio_webhook
@@ -42,6 +43,7 @@ def incoming_sms() -> Response:
     reply = answer_and_record(store, responder, inbound, clinic_variables(),
                               timedelta(minutes=minutes))
     g.calfline_intent = reply.intent  # for the request log line
+    queue_escalation(current_app, inbound, reply)  # an outbox row; delivered in the background
     response = MessagingResponse()
     if reply.text:
         # An empty reply (opt-out, opted-out sender) sends nothing: Twilio confirms STOP itself.

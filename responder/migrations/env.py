@@ -7,6 +7,7 @@ import os
 from alembic import context
 from sqlalchemy import create_engine
 
+from responder import escalation_models  # noqa: F401 - registers the outbox table
 from responder.models import Base
 
 config = context.config

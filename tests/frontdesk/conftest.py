@@ -83,13 +83,18 @@ def _handler(recorder: WebhookRecorder) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-@pytest.fixture(scope="session")
-def webhook() -> Iterator[WebhookRecorder]:
+def start_webhook() -> tuple[WebhookRecorder, ThreadingHTTPServer]:
+    """Serve a WebhookRecorder on a free port of 127.0.0.1 in a thread."""
     recorder = WebhookRecorder()
     server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(recorder))
     recorder.url = f"http://127.0.0.1:{server.server_address[1]}/alerts"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return recorder, server
+
+
+@pytest.fixture(scope="session")
+def webhook() -> Iterator[WebhookRecorder]:
+    recorder, server = start_webhook()
     yield recorder
     server.shutdown()
     server.server_close()

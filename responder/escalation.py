@@ -1,0 +1,249 @@
+"""Tell a clinic when a patient on its number shows a red flag, without delaying the patient.
+
+The webhook route only writes an outbox row (responder/escalation_models.py)
+in the store's database; a worker thread in each web process (or `calfline
+escalations`) delivers it: an SMS through Twilio's REST API and/or a signed
+POST to the clinic's webhook. Failures retry with exponential backoff; rows
+survive restarts; the (message, route) unique key stops a second notice for
+a re-sent webhook. Delivery is at-least-once: a receiver dedupes on the
+X-CalfLine-Event header if a crash lands between its 2xx and our bookkeeping.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import os
+import threading
+import time
+import urllib.error
+import urllib.request
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any, cast
+
+from flask import Flask
+from sqlalchemy import CursorResult, Engine, or_, select, update
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from responder.clinics import Clinic, ClinicDirectory, clinic_for_number
+from responder.escalation_models import Escalation
+from responder.store import Inbound, StoredReply
+
+log = logging.getLogger("calfline.escalation")
+WEBHOOK_TIMEOUT_SECONDS = 10
+LEASE_SECONDS = 60  # a row claimed by a process that died is retried after this
+MAX_BACKOFF_SECONDS = 3600
+POLL_SECONDS = 2.0
+SIGNATURE_HEADER = "X-CalfLine-Signature"
+EVENT_HEADER = "X-CalfLine-Event"
+
+
+class DeliveryError(Exception):
+    """Raise when one notification attempt did not reach the clinic."""
+
+
+def utcnow() -> datetime:
+    """Return the current time, aware, in UTC."""
+    return datetime.now(UTC)
+
+
+def queue_escalation(app: Flask, inbound: Inbound, reply: StoredReply) -> int:
+    """Write the notifications owed for this message to the outbox; return how many."""
+    clinic = clinic_for_number(app, inbound.our_number)
+    if clinic is None or reply.duplicate or not clinic.escalates(reply.intent or ""):
+        return 0
+    # One key per message: Twilio's (hashed) MessageSid when there is one.
+    event_key = inbound.dedupe_key or uuid.uuid4().hex
+    targets = [t for t, on in (("sms", clinic.escalation_phone),
+                               ("webhook", clinic.escalation_webhook_url)) if on]
+    now, digits = utcnow(), "".join(ch for ch in inbound.sender if ch.isdigit())
+    engine: Engine = app.extensions["calfline_store"].engine
+    queued = 0
+    for target in targets:
+        row = Escalation(
+            event_key=event_key, target=target, clinic_id=clinic.id, channel=inbound.channel,
+            intent=reply.intent or "", our_number=inbound.our_number[:64],
+            patient_number=inbound.sender[:64] or None, patient_last4=digits[-4:],
+            conversation_id=reply.conversation_id, body=inbound.body[:1600], created_at=now,
+            status="pending", attempts=0, next_attempt_at=now,
+        )
+        try:
+            with Session(engine) as session, session.begin():
+                session.add(row)
+            queued += 1
+        except IntegrityError:
+            continue  # already queued by another worker for the same message
+    if queued:
+        app.extensions["calfline_escalation_wakeup"].set()
+    return queued
+
+
+def _payload(row: Escalation, clinic: Clinic) -> dict[str, Any]:
+    return {
+        "event_id": row.event_key, "type": "escalation", "intent": row.intent,
+        "clinic_id": clinic.id, "channel": row.channel, "our_number": row.our_number,
+        "patient_number": row.patient_number, "patient_last4": row.patient_last4,
+        "conversation_id": row.conversation_id, "message": row.body,
+        "received_at": row.created_at.isoformat(),
+    }
+
+
+def sign(secret: str, timestamp: int, body: bytes) -> str:
+    """HMAC-SHA256 over "<timestamp>.<body>", as the X-CalfLine-Signature `v1` value.
+
+    The timestamp is signed too so a receiver can refuse replays (the scheme
+    Stripe documents for its webhooks).
+    """
+    message = str(timestamp).encode() + b"." + body
+    return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
+
+
+def _post_webhook(row: Escalation, clinic: Clinic) -> None:
+    body = json.dumps(_payload(row, clinic)).encode()
+    timestamp = int(time.time())
+    signature = sign(clinic.escalation_webhook_secret or "", timestamp, body)
+    request = urllib.request.Request(
+        clinic.escalation_webhook_url or "", data=body, method="POST", headers={
+            "Content-Type": "application/json", "User-Agent": "CalfLine-escalation/1",
+            EVENT_HEADER: f"{row.event_key}.{row.target}",
+            SIGNATURE_HEADER: f"t={timestamp},v1={signature}",
+        })
+    try:
+        with urllib.request.urlopen(request, timeout=WEBHOOK_TIMEOUT_SECONDS) as response:
+            status = response.status
+    except urllib.error.HTTPError as exc:
+        raise DeliveryError(f"webhook answered {exc.code}") from exc
+    except (urllib.error.URLError, OSError) as exc:
+        raise DeliveryError(f"webhook unreachable: {exc}") from exc
+    if not 200 <= status < 300:
+        raise DeliveryError(f"webhook answered {status}")
+
+
+def sms_text(row: Escalation, clinic: Clinic) -> str:
+    """The alert SMS to the clinic's escalation phone."""
+    what = "RED FLAG" if row.intent == "red_flag" else row.intent.replace("_", " ")
+    return (f"CalfLine {what} for {clinic.name}: {row.patient_number or row.patient_last4} "
+            f"texted {row.our_number}: \"{row.body[:200]}\" Please call them back.")
+
+
+def _send_sms(row: Escalation, clinic: Clinic, config: dict[str, Any]) -> None:
+    from twilio.base.exceptions import TwilioException
+    from twilio.rest import Client
+
+    sid, token = config["TWILIO_ACCOUNT_SID"], config["TWILIO_AUTH_TOKEN"]
+    if not sid or not token:
+        raise DeliveryError("TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN are needed for SMS alerts")
+    client = Client(sid, token)
+    client.api.base_url = config["TWILIO_API_URL"].rstrip("/")
+    try:
+        client.messages.create(to=clinic.escalation_phone, from_=row.our_number,
+                               body=sms_text(row, clinic))
+    except (TwilioException, OSError) as exc:
+        raise DeliveryError(f"Twilio refused the alert SMS: {exc}") from exc
+
+
+def _claim(engine: Engine, row_id: int, now: datetime) -> bool:
+    stmt = (update(Escalation)
+            .where(Escalation.id == row_id, Escalation.status == "pending",
+                   or_(Escalation.claimed_until.is_(None), Escalation.claimed_until < now))
+            .values(claimed_until=now + timedelta(seconds=LEASE_SECONDS)))
+    with Session(engine) as session, session.begin():
+        result = cast(CursorResult[Any], session.execute(stmt))
+        return result.rowcount == 1
+
+
+def _finish(engine: Engine, row: Escalation, error: str | None, config: dict[str, Any]) -> None:
+    now = utcnow()
+    values: dict[str, Any] = {"attempts": row.attempts + 1, "claimed_until": None}
+    if error is None:
+        values.update(status="sent", sent_at=now, patient_number=None, last_error=None)
+    elif row.attempts + 1 >= int(config["ESCALATION_MAX_ATTEMPTS"]):
+        values.update(status="failed", patient_number=None, last_error=error[:255])
+        log.error("escalation %s to %s gave up after %d attempts: %s",
+                  row.id, row.clinic_id, row.attempts + 1, error)
+    else:
+        delay = min(float(config["ESCALATION_BACKOFF"]) * 2 ** row.attempts, MAX_BACKOFF_SECONDS)
+        values.update(next_attempt_at=now + timedelta(seconds=delay), last_error=error[:255])
+        log.warning("escalation %s to %s failed (%s); retry in %.1fs",
+                    row.id, row.clinic_id, error, delay)
+    with Session(engine) as session, session.begin():
+        session.execute(update(Escalation).where(Escalation.id == row.id).values(**values))
+
+
+def deliver_due(app: Flask, limit: int = 20) -> int:
+    """Deliver every due notification this process can claim; return how many were tried."""
+    engine: Engine = app.extensions["calfline_store"].engine
+    directory: ClinicDirectory = app.extensions["calfline_clinics"]
+    config = dict(app.config)
+    now = utcnow()
+    with Session(engine) as session:
+        due = list(session.scalars(
+            select(Escalation).where(Escalation.status == "pending",
+                                     Escalation.next_attempt_at <= now)
+            .order_by(Escalation.next_attempt_at).limit(limit)))
+        session.expunge_all()
+    tried = 0
+    for row in due:
+        if not _claim(engine, row.id, now):
+            continue  # another process has it
+        tried += 1
+        clinic = directory.clinics.get(row.clinic_id)
+        error = None
+        try:
+            if clinic is None:
+                raise DeliveryError(f"clinic {row.clinic_id!r} is no longer configured")
+            if row.target == "webhook" and clinic.escalation_webhook_url:
+                _post_webhook(row, clinic)
+            elif row.target == "sms" and clinic.escalation_phone:
+                _send_sms(row, clinic, config)
+            else:
+                raise DeliveryError(f"clinic {clinic.id!r} has no {row.target} route any more")
+        except DeliveryError as exc:
+            error = str(exc)
+        _finish(engine, row, error, config)
+    return tried
+
+
+def run_worker(app: Flask, stop: threading.Event) -> None:
+    """Deliver until `stop` is set, waking early when a route queues a notification."""
+    wakeup: threading.Event = app.extensions["calfline_escalation_wakeup"]
+    while not stop.is_set():
+        try:
+            busy = deliver_due(app)
+        except SQLAlchemyError:
+            log.exception("escalation worker: database error; retrying")
+            busy = 0
+        if not busy:
+            wakeup.wait(POLL_SECONDS)
+            wakeup.clear()
+
+
+def install_escalation(app: Flask) -> None:
+    """Prepare the outbox wake-up and, unless configured off, this process's worker thread."""
+    app.extensions["calfline_escalation_wakeup"] = threading.Event()
+    mode = app.config["ESCALATION_WORKER"]
+    if mode not in {"thread", "off"}:
+        from responder.errors import ConfigError
+
+        raise ConfigError(f"CALFLINE_ESCALATION_WORKER={mode!r}: use 'thread' or 'off'")
+    if mode == "off" or app.testing:
+        return
+    started: dict[str, int] = {}
+    lock = threading.Lock()
+
+    def ensure_worker() -> None:
+        # Started per process: a thread made before a server forks does not survive it.
+        with lock:
+            if started.get("pid") == os.getpid():
+                return
+            started["pid"] = os.getpid()
+        thread = threading.Thread(target=run_worker, args=(app, threading.Event()),
+                                  name="calfline-escalations", daemon=True)
+        thread.start()
+
+    ensure_worker()
+    app.before_request(ensure_worker)
