@@ -1,11 +1,15 @@
 """The /voice webhooks as Twilio calls them: form fields in, TwiML parsed as XML out."""
 
 import csv
+import urllib.error
+import urllib.request
 import xml.etree.ElementTree as ET
-from collections.abc import Callable
-from urllib.parse import parse_qs, urlsplit
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
+from flask import Flask
 from flask.testing import FlaskClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -32,13 +36,19 @@ def _cases() -> list[tuple[str, str, str]]:
 
 
 @pytest.fixture
-def make_client(responder: Responder) -> Callable[..., FlaskClient]:
-    """Build a test client for an app with these settings on top of the defaults."""
+def make_client(responder: Responder, tmp_path: Path) -> Iterator[Callable[..., FlaskClient]]:
+    """Build test clients for apps with these settings on top of the defaults."""
+    apps: list[Flask] = []
 
     def make(**config: object) -> FlaskClient:
-        return create_app({"TESTING": True, "RESPONDER": responder, **config}).test_client()
+        database = f"sqlite:///{tmp_path / f'calfline{len(apps)}.sqlite3'}"
+        settings = {"TESTING": True, "RESPONDER": responder, "DATABASE_URL": database}
+        apps.append(create_app({**settings, **config}))
+        return apps[-1].test_client()
 
-    return make
+    yield make
+    for app in apps:
+        app.extensions["calfline_store"].close()
 
 
 @pytest.fixture
@@ -336,3 +346,36 @@ def test_badly_signed_requests_are_refused(make_client: Callable[..., FlaskClien
     response = client.post("/voice/answer?turn=5&tries=0", data=form,
                            headers={"X-Twilio-Signature": signature})
     assert response.status_code == 403
+
+
+def test_a_signed_call_against_a_real_server(tmp_path: Path) -> None:
+    from tests.servers import gunicorn
+
+    env = {"TWILIO_AUTH_TOKEN": TOKEN, "CALFLINE_ESCALATION_PHONE": PHONE,
+           "DATABASE_URL": f"sqlite:///{tmp_path / 'calfline.sqlite3'}",
+           "CALFLINE_HASH_SECRET": "voice-test-hash-secret"}
+    with gunicorn(env, workers=1) as base:
+
+        def call(path: str, **fields: str) -> ET.Element:
+            form = {**CALL, **fields}
+            request = urllib.request.Request(
+                base + path, data=urlencode(form).encode(), method="POST",
+                headers={"X-Twilio-Signature": RequestValidator(TOKEN).compute_signature(
+                    base + path, form)},
+            )
+            with urllib.request.urlopen(request, timeout=30) as response:
+                assert response.headers.get_content_type() == "application/xml"
+                return ET.fromstring(response.read())
+
+        greeting = call("/voice")
+        flagged = call(_action(greeting), SpeechResult="my half is swollen and hot",
+                       Confidence="0.52")
+        assert _text(flagged[0]) == _voice("red_flag")
+        connected = call(_action(flagged), Digits="1")
+        assert connected.find("Dial").text == PHONE  # type: ignore[union-attr]
+        forged = urllib.request.Request(base + "/voice", data=b"From=%2B1555", method="POST",
+                                        headers={"X-Twilio-Signature": "bad"})
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(forged, timeout=30)
+        refused.value.close()
+        assert refused.value.code == 403
