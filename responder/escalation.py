@@ -116,6 +116,7 @@ def _post_webhook(row: Escalation, clinic: Clinic) -> None:
         with urllib.request.urlopen(request, timeout=WEBHOOK_TIMEOUT_SECONDS) as response:
             status = response.status
     except urllib.error.HTTPError as exc:
+        exc.close()  # it holds the open response
         raise DeliveryError(f"webhook answered {exc.code}") from exc
     except (urllib.error.URLError, OSError) as exc:
         raise DeliveryError(f"webhook unreachable: {exc}") from exc
@@ -236,7 +237,8 @@ def install_escalation(app: Flask) -> None:
     lock = threading.Lock()
 
     def ensure_worker() -> None:
-        # Started per process: a thread made before a server forks does not survive it.
+        # Started by the first request of each process, never in a preloading master:
+        # its thread would share pooled database connections with the forked workers.
         with lock:
             if started.get("pid") == os.getpid():
                 return
@@ -245,5 +247,4 @@ def install_escalation(app: Flask) -> None:
                                   name="calfline-escalations", daemon=True)
         thread.start()
 
-    ensure_worker()
     app.before_request(ensure_worker)

@@ -201,7 +201,8 @@ def http(method: str, url: str, body: bytes | None = None,
         with urllib.request.urlopen(request, timeout=30) as response:
             status, head, raw = response.status, dict(response.headers), response.read()
     except urllib.error.HTTPError as exc:
-        status, head, raw = exc.code, dict(exc.headers), exc.read()
+        with exc:  # an HTTPError holds the open response; close it
+            status, head, raw = exc.code, dict(exc.headers), exc.read()
     if head.get("Content-Type", "").startswith("application/json"):
         return status, head, json.loads(raw)
     return status, head, raw
