@@ -18,6 +18,8 @@ from __future__ import annotations
 import argparse
 import csv
 import dataclasses
+import os
+import platform
 import random
 import statistics
 import string
@@ -136,6 +138,16 @@ def measure(catalog: Catalog, english: frozenset[str], messages: list[str],
     }
 
 
+def machine() -> str:
+    """Describe the machine: cores, CPU model, Python, load average before the run."""
+    model = next((line.split(":", 1)[1].strip() for line in
+                  Path("/proc/cpuinfo").read_text().splitlines()
+                  if line.startswith("model name")), "unknown CPU")
+    load1, load5, _ = os.getloadavg()
+    return (f"{os.cpu_count()} cores ({model}), Python {platform.python_version()}, "
+            f"load average {load1:.2f}/{load5:.2f} before the run")
+
+
 def main() -> int:
     """Print the figures; exit 0."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -147,6 +159,7 @@ def main() -> int:
     english = english_words()
     warmup = dev_messages()
     messages = message_set(args.messages, rng)
+    print(machine())
     print(f"{len(messages)} messages ({len(warmup)} from tests/data/dev.tsv, the rest "
           "variations); warm-up: the development set once")
     print(f"{'examples':>9} {'x':>3} {'vocab':>6} {'build s':>8} {'median us':>10} "
