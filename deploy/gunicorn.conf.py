@@ -19,10 +19,12 @@ from responder.logging_setup import redact_path
 # container use 0.0.0.0 (the Dockerfile does).
 bind = os.environ.get("CALFLINE_BIND") or "127.0.0.1:8000"
 
-# Matching is CPU-bound pure Python, so one process per core is the base;
-# threads only help while a request waits on the database.
+# Matching is CPU-bound pure Python, so one process per core is the base.
+# A few threads per worker overlap the conversation store's database waits
+# and keep client connections alive (gthread); bench/webhook_load.py measured
+# about twice the requests per second of single-threaded sync workers.
 workers = int(os.environ.get("CALFLINE_WORKERS") or os.cpu_count() or 1)
-threads = int(os.environ.get("CALFLINE_THREADS") or 1)
+threads = int(os.environ.get("CALFLINE_THREADS") or 4)
 worker_class = "gthread" if threads > 1 else "sync"
 
 # Build the app (load intents, fit the matcher) once in the master, then fork:
