@@ -205,7 +205,7 @@ def main() -> int:
                         help="stop each measured run after this many seconds")
     args = parser.parse_args()
     print(machine())
-    threads = f", {args.threads} threads each" if args.threads else ""
+    threads = f", {args.threads or 'the configured'} threads each"
     print(f"gunicorn -c deploy/gunicorn.conf.py, {args.workers} workers{threads}; "
           f"{args.concurrency} connections from bench/loadgen.py; up to {args.requests} signed "
           f"POST /sms per app after {args.warmup} warm-up, at most {args.duration:.0f} s each; "
