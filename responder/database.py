@@ -8,6 +8,8 @@ PostgreSQL, SQLite's write lock) so exactly one of them upgrades.
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
@@ -63,8 +65,7 @@ def _sqlite_engine(url: URL) -> Engine:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA foreign_keys=ON")
-        if not in_memory:
-            cursor.execute("PRAGMA journal_mode=WAL")  # readers never wait for the writer
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_SECONDS * 1000}")
         cursor.close()
 
     @event.listens_for(engine, "begin")
@@ -73,7 +74,30 @@ def _sqlite_engine(url: URL) -> Engine:
         # fail at once with "database is locked" when another process wrote meanwhile.
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
+    if not in_memory:
+        _use_wal(engine)
     return engine
+
+
+def _use_wal(engine: Engine) -> None:
+    """Switch the file to WAL (readers never wait for the writer) once, at start-up.
+
+    WAL is a property of the file, so workers never touch it again. The switch
+    needs the file to itself and ignores the busy timeout: retry while another
+    process starting at the same moment holds it.
+    """
+    deadline = time.monotonic() + SQLITE_BUSY_SECONDS
+    with engine.connect() as connection:
+        raw = connection.connection.driver_connection
+        assert raw is not None
+        while raw.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+            try:
+                raw.execute("PRAGMA journal_mode=WAL")
+            except sqlite3.OperationalError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+    engine.dispose()
 
 
 def open_engine(url: str) -> Engine:

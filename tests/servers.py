@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator, Mapping
@@ -29,17 +30,20 @@ def gunicorn(env: Mapping[str, str], workers: int = 2, timeout: float = 180) -> 
     port = free_port()
     clean = {k: v for k, v in os.environ.items()
              if not k.startswith(("CALFLINE_", "TWILIO_")) and k != "DATABASE_URL"}
+    # A file, not a pipe: nobody reads while the test runs, and a full pipe blocks the server.
+    log = tempfile.TemporaryFile()
     process = subprocess.Popen(
         [str(GUNICORN), "--preload", "-w", str(workers), "-b", f"127.0.0.1:{port}",
          "--timeout", "120", "responder:create_app()"],
-        cwd=ROOT, env={**clean, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        cwd=ROOT, env={**clean, **env}, stdout=subprocess.DEVNULL, stderr=log,
     )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + timeout
         while True:
             if process.poll() is not None:
-                raise AssertionError(f"gunicorn exited: {process.stderr.read()!r}")  # type: ignore[union-attr]
+                log.seek(0)
+                raise AssertionError(f"gunicorn exited: {log.read()[-3000:]!r}")
             try:
                 with urllib.request.urlopen(base + "/healthz", timeout=2) as response:
                     if response.status == 200:
@@ -49,6 +53,10 @@ def gunicorn(env: Mapping[str, str], workers: int = 2, timeout: float = 180) -> 
             assert time.monotonic() < deadline, "gunicorn did not become healthy"
             time.sleep(0.2)
         yield base
+    except AssertionError:
+        log.seek(0)
+        sys.stderr.write(log.read()[-5000:].decode("utf-8", "replace"))  # shown by pytest
+        raise
     finally:
         process.terminate()
         try:
@@ -56,5 +64,4 @@ def gunicorn(env: Mapping[str, str], workers: int = 2, timeout: float = 180) -> 
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
-        if process.stderr:
-            process.stderr.close()
+        log.close()
