@@ -108,23 +108,26 @@ class Matcher:
         if not normalized:
             return Match(text, normalized, "out_of_scope", 1.0, reason="empty")
         signs = tuple(self.detector.find(normalized))
-        calf_symptom = (self._symptoms.found_in(normalized) and self._in_scope.found_in(normalized)
-                        and not self._out_scope.found_in(normalized))
-        ranked = self._rank(normalized, calf_symptom)
-        best, score = ranked[0]
-        second, second_score = ranked[1]
+        words = frozenset(normalized.split())
+        padded = f" {normalized} "
+        in_scope = self._in_scope.found(words, padded)
+        other_part = self._out_scope.found(words, padded)
+        symptom = self._symptoms.found(words, padded)
+        calf_symptom = symptom and in_scope and not other_part
+        ranked = self._rank(normalized, calf_symptom, self._content.found(words, padded))
         if any(s.present for s in signs):
-            runner = best if best != "red_flag" else second
-            return Match(text, normalized, "red_flag", 1.0, runner,
-                         round(dict(ranked)[runner], 3), reason="red_flag", signs=signs)
-        if self._other_body_part(normalized):
+            runner, runner_score = ranked[0]
+            return Match(text, normalized, "red_flag", 1.0, runner, round(runner_score, 3),
+                         reason="red_flag", signs=signs)
+        (best, score), (second, second_score) = ranked[0], ranked[1]
+        if other_part and not in_scope:
             return Match(text, normalized, "out_of_scope", 1.0, best, round(score, 3),
                          reason="other_body_part", signs=signs)
-        if best == "out_of_scope" and self._symptoms.found_in(normalized):
+        if best == "out_of_scope" and symptom and second in CALF_INTENTS:
             # A calf symptom is in the message: answering the closest calf
             # intent helps more than "I can only help with calves".
-            if second in CALF_INTENTS and second_score >= 0.6 * score:
-                best, score, second, second_score = second, second_score, best, score
+            if second_score >= 0.6 * score:
+                (best, score), (second, second_score) = ranked[1], ranked[0]
         if score < self.thresholds.fallback and not calf_symptom:
             return Match(text, normalized, "out_of_scope", round(1.0 - score, 3), best,
                          round(score, 3), reason="fallback", signs=signs)
@@ -135,7 +138,7 @@ class Matcher:
         return Match(text, normalized, best, round(min(score, 1.0), 3), second,
                      round(second_score, 3), ambiguous=ambiguous, signs=signs)
 
-    def _rank(self, normalized: str, calf_symptom: bool) -> list[tuple[str, float]]:
+    def _rank(self, normalized: str, calf_symptom: bool, content: bool) -> list[tuple[str, float]]:
         scores = self.scorer.scores(normalized)
         # red_flag comes from the explicit sign check alone: the scorer learnt
         # it from sign words, which the detector has already weighed in
@@ -145,18 +148,15 @@ class Matcher:
             # A symptom of the calf, shin, Achilles or foot is what the line is
             # for: the answer is the closest calf intent, however unsure.
             scores.pop("out_of_scope", None)
-        if self._content.found_in(normalized):
+        if content:
             # greeting, thanks and help mean "with nothing else".
             for social in ("greeting", "thanks", "help"):
                 scores.pop(social, None)
         total = sum(scores.values()) or 1.0
-        ranked = sorted(((k, v / total) for k, v in scores.items()), key=lambda kv: kv[1],
-                        reverse=True)
+        ranked = sorted(scores.items(), key=lambda kv: kv[1], reverse=True)[:2]
+        ranked = [(k, v / total) for k, v in ranked]
         # No known word at all: nothing to rank, so nothing clears the fallback.
-        return ranked + [("out_of_scope", 0.0)] * (2 - min(len(ranked), 2))
-
-    def _other_body_part(self, normalized: str) -> bool:
-        return self._out_scope.found_in(normalized) and not self._in_scope.found_in(normalized)
+        return ranked + [("out_of_scope", 0.0)] * (2 - len(ranked))
 
     def explain(self, text: str) -> Mapping[str, float]:
         """Return every intent's score, for debugging and the eval command."""

@@ -17,6 +17,8 @@ from rapidfuzz import fuzz, process
 
 from responder.prefilter import RuleSet
 
+# Typographic quotes and accents typed as apostrophes (standard folding).
+_QUOTES = str.maketrans({"‘": "'", "’": "'", "`": "'", "´": "'", "“": '"', "”": '"'})
 _REPEATS = re.compile(r"(.)\1{2,}")
 _DOUBLES = re.compile(r"(.)\1+")
 _NON_WORD = re.compile(r"[^a-z0-9 ]+")
@@ -63,7 +65,7 @@ class Normalizer:
             for symbol, word in self._emoji_sequences.items():
                 text = text.replace(symbol, word)
             text = _fold(text.translate(self._emoji).casefold())
-        text = self._phrases.apply(text.lower())
+        text = self._phrases.apply(text.lower().translate(_QUOTES))
         text = _NON_WORD.sub(" ", text)
         words: list[str] = []
         for token in text.split():

@@ -60,6 +60,8 @@ def _item(op: Any, arg: Any) -> Literals:
         return _sequence(inner) if low >= 1 else ()
     if op is _c.IN and all(kind is _c.LITERAL for kind, _ in arg):
         return (frozenset(chr(v) for _, v in arg),)
+    if op is _c.IN and arg == [(_c.CATEGORY, _c.CATEGORY_DIGIT)]:
+        return (frozenset("0123456789"),)
     return ()
 
 
@@ -94,6 +96,11 @@ def _trie_regex(words: Iterable[str]) -> str:
     return build(root)
 
 
+def _selective(literal: str) -> bool:
+    """Long literals, or ones with a digit or punctuation, are rare enough to scan for."""
+    return len(literal) >= _MIN_LITERAL or not literal.isalpha()
+
+
 class LiteralScanner:
     """Find, in one pass, which required-literal sets of many patterns a text meets."""
 
@@ -101,9 +108,9 @@ class LiteralScanner:
         self._ids: dict[frozenset[str], int] = {}
         self.guards: dict[str, frozenset[int]] = {}
         for pattern in patterns:
-            # Sets with a very short member ("x", "/") would hit almost every
-            # position of the scan; they are left out (treated as always met).
-            groups = [g for g in required_literals(pattern) if min(map(len, g)) >= _MIN_LITERAL]
+            # Sets with a short word ("x", "k") would hit almost every position
+            # of the scan; they are left out (treated as always met).
+            groups = [g for g in required_literals(pattern) if all(map(_selective, g))]
             ids = {self._ids.setdefault(group, len(self._ids)) for group in groups}
             self.guards[pattern] = frozenset(ids)
         literals = {lit for group in self._ids for lit in group}
@@ -174,7 +181,10 @@ class WordList:
 
     def found_in(self, text: str) -> bool:
         """Return True when any entry occurs in the text as whole words."""
-        if not self._words.isdisjoint(text.split()):
+        return self.found(frozenset(text.split()), f" {text} ")
+
+    def found(self, words: frozenset[str], padded: str) -> bool:
+        """Like found_in, for a text already split into words and padded with spaces."""
+        if not self._words.isdisjoint(words):
             return True
-        padded = f" {text} "
         return any(phrase in padded for phrase in self._phrases)
