@@ -27,7 +27,7 @@ class SignHit:
 
     name: str
     text: str
-    status: str  # "present", "negated", "historical", "other_person", "other_body_part"
+    status: str  # present, negated, historical, hypothetical, other_person, other_body_part
 
     @property
     def present(self) -> bool:
@@ -79,6 +79,7 @@ class RedFlagDetector:
         self._self = _phrase_regex(ctx.get("self", []))
         self._patients = _phrase_regex(ctx.get("patient_words", []))
         self._past_before = _phrase_regex(ctx.get("historical_before", []))
+        self._hypothetical = _phrase_regex(ctx.get("hypothetical_before", []))
         self._past_after = _phrase_regex(ctx.get("historical_after", []))
         parts = lexicon.get("body_parts", {})
         self._in_scope = WordList(parts.get("in_scope", []))
@@ -128,6 +129,7 @@ class _Context:
         self.neg_after = free(tokens.find(rules._neg_after))
         self.terminators = free(tokens.find(rules._terminators))
         self.past_before = tokens.find(rules._past_before)
+        self.hypothetical = tokens.find(rules._hypothetical)
         self.past_after = tokens.find(rules._past_after)
         self.others = tokens.find(rules._others)
         self_mentions = tokens.find(rules._self)
@@ -141,6 +143,8 @@ class _Context:
             self.past_after, span, window
         ):
             return "historical"
+        if self._before(self.hypothetical, span, window):
+            return "hypothetical"
         if self.talks_about_self and self._before(self.others, span, window):
             return "other_person"
         return "present"
