@@ -3,7 +3,8 @@
 No Flask here: the web route (responder/voice.py) renders each `Step` as TwiML and
 `calfline chat --voice` prints it. All the state a call needs travels in the
 Gather action URL (`CallState`), so any worker can answer any turn, and the turn
-limit means no call path can loop forever.
+limit means no call path can loop forever. A step depends only on the state and
+what the caller gave, so a re-sent webhook for the same turn gets the same TwiML.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from responder.matcher import Match
 from responder.replies import Reply, render_intent, render_system
 from responder.respond import Responder
 
-# Keypad menu (the `voice_menu` template reads it out); 0 repeats the menu.
+# Keypad menu (the `voice_menu` template reads it out). 0 repeats the menu itself, not
+# the last answer: the call keeps no memory of what it said, only the turn count.
 MENU_DIGITS: Mapping[str, str] = {
     "1": "cramp_now",
     "2": "post_run_tightness",
@@ -40,6 +42,10 @@ MAX_HINT_CHARS = 100
 # code such as 911, 112 or 999. The line tells callers to dial those themselves.
 _DIALABLE = re.compile(r"^\+[1-9]\d{7,14}$")
 _CONNECT_WORDS = re.compile(r"\bconnect(?:ed|ing|ion)?\b|^(?:yes|yeah|yes please)$")
+# A whole answer that turns the connect offer down; the call goes on ("Anything else?").
+_DECLINE_WORDS = re.compile(
+    r"^(?:no|nope|nah|no thanks?|no thank you|not now|(?:no )?i m (?:ok|okay|fine))$"
+)
 
 
 @dataclass(frozen=True)
@@ -69,7 +75,8 @@ class CallState:
     @classmethod
     def from_query(cls, args: Mapping[str, str], rules: CallRules) -> CallState:
         """Read the state back; anything odd is clamped into range, never an error."""
-        turn = min(max(_to_int(args.get("turn"), 1), 1), rules.max_turns)
+        # One turn past the limit exists only to answer a last-turn connect offer.
+        turn = min(max(_to_int(args.get("turn"), 1), 1), rules.max_turns + 1)
         tries = min(max(_to_int(args.get("tries"), 0), 0), MAX_UNHEARD)
         return cls(turn, tries, args.get("offer") == "1")
 
@@ -132,11 +139,19 @@ class Step:
 
     actions: tuple[Action, ...]
     match: Match | None = field(default=None, compare=False)
+    template_id: str = field(default="", compare=False)
 
     @property
     def intent(self) -> str | None:
-        """The matched intent, if the caller's words were matched."""
+        """The matched intent, if the caller's words (or a menu key) were matched."""
         return self.match.intent if self.match else None
+
+    @property
+    def spoken(self) -> str:
+        """Everything the caller hears on this step, as the conversation store records it."""
+        texts = [a.text if isinstance(a, Speak) else a.prompt or ""
+                 for a in self.actions if isinstance(a, Speak | Listen)]
+        return " ".join(t for t in texts if t)
 
 
 class CallFlow:
@@ -156,7 +171,8 @@ class CallFlow:
 
     def start(self) -> Step:
         """Greet the caller (not a substitute for medical care), then listen."""
-        return Step((Speak(self.say("voice_greeting")), Listen(None, CallState())))
+        return Step((Speak(self.say("voice_greeting")), Listen(None, CallState())),
+                    template_id=_system_id("voice_greeting"))
 
     def answer(self, state: CallState, heard: Heard) -> Step:
         """Answer one turn: connect, menu, matched reply, or the no-input path."""
@@ -167,13 +183,17 @@ class CallFlow:
                 Connect(phone),
                 Speak(self.say("voice_connect_ended")),
                 HangUp(),
-            ))
+            ), template_id=_system_id("voice_connecting"))
+        if state.offer and phone and _declines(heard):
+            return self._prompt(state, "voice_anything_else", tries=0)
         key = heard.key
         if key == REPEAT_DIGIT:
-            return self._listen(state, (), self.say("voice_menu"), tries=0)
+            return self._prompt(state, "voice_menu", tries=0)
         if key in MENU_DIGITS:
             intent = MENU_DIGITS[key]
-            return self._reply(state, render_intent(self.catalog, intent, "voice", self.variables))
+            match = Match(heard.digits, key, intent, 1.0, reason="keypad")
+            reply = render_intent(self.catalog, intent, "voice", self.variables)
+            return self._reply(state, reply, match)
         if heard.speech:
             answer = self.responder.answer(heard.speech, "voice", self.variables)
             unsure = heard.confidence is not None and heard.confidence < self.rules.min_confidence
@@ -187,24 +207,32 @@ class CallFlow:
         said = (Speak(reply.text, slow=reply.urgent),) if reply.text else ()
         if intent in ENDING_INTENTS:
             closing = () if said else (Speak(self.say("voice_goodbye")),)
-            return Step(said + closing + (HangUp(),), match)
-        if reply.urgent and self.rules.escalation_phone:
+            return Step(said + closing + (HangUp(),), match, reply.template_id)
+        offer = reply.urgent and bool(self.rules.escalation_phone)
+        if offer:
             prompt: str | None = self.say("voice_connect_offer")
         elif reply.template_id.startswith("system.clarify"):
             prompt = None  # the clarifying question is the prompt
         else:
             prompt = self.say("voice_anything_else")
-        return replace(self._listen(state, said, prompt, tries=0, offer=reply.urgent), match=match)
+        # A red flag on the last turn still gets its connect offer: one turn more, once.
+        step = self._listen(state, said, prompt, tries=0, offer=offer, extra_turn=offer)
+        return replace(step, match=match, template_id=reply.template_id)
 
     def _unheard(self, state: CallState) -> Step:
         tries = state.tries + 1
         if tries > MAX_UNHEARD:
             return self._goodbye(())
         if tries == 1:
-            prompt = self.say("voice_connect_offer" if state.offer else "voice_reprompt")
+            name = "voice_connect_offer" if state.offer else "voice_reprompt"
         else:
-            prompt = self.say("voice_menu")
-        return self._listen(state, (), prompt, tries=tries, offer=state.offer)
+            name = "voice_menu"
+        return self._prompt(state, name, tries=tries, offer=state.offer)
+
+    def _prompt(self, state: CallState, name: str, tries: int, offer: bool = False) -> Step:
+        """Only ask (a `voice_*` prompt) and listen; at the turn limit, only say goodbye."""
+        step = self._listen(state, (), self.say(name), tries=tries, offer=offer)
+        return step if step.template_id else replace(step, template_id=_system_id(name))
 
     def _listen(
         self,
@@ -213,14 +241,19 @@ class CallFlow:
         prompt: str | None,
         tries: int,
         offer: bool = False,
+        extra_turn: bool = False,
     ) -> Step:
-        if state.turn >= self.rules.max_turns:
+        # Turn max_turns + 1 (reached only through extra_turn) always ends the call.
+        last = self.rules.max_turns + (1 if extra_turn else 0)
+        if state.turn >= last:
             return self._goodbye(said)
         offer = offer and bool(self.rules.escalation_phone)
         return Step(said + (Listen(prompt, CallState(state.turn + 1, tries, offer)),))
 
     def _goodbye(self, said: tuple[Action, ...]) -> Step:
-        return Step(said + (Speak(self.say("voice_goodbye")), HangUp()))
+        """Say goodbye and hang up; a step that only says goodbye is named for it."""
+        template_id = "" if said else _system_id("voice_goodbye")
+        return Step(said + (Speak(self.say("voice_goodbye")), HangUp()), template_id=template_id)
 
 
 def speech_hints(catalog: Catalog) -> str:
@@ -258,11 +291,23 @@ def call_rules(config: Mapping[str, Any]) -> CallRules:
     return CallRules(max_turns, min_confidence, phone)
 
 
+def _words(speech: str) -> str:
+    return " ".join(re.sub(r"[^a-z ]", " ", speech.lower()).split())
+
+
 def _wants_connection(heard: Heard) -> bool:
     if heard.key:
         return heard.key == CONNECT_DIGIT
-    words = " ".join(re.sub(r"[^a-z ]", " ", heard.speech.lower()).split())
-    return bool(_CONNECT_WORDS.search(words))
+    return bool(_CONNECT_WORDS.search(_words(heard.speech)))
+
+
+def _declines(heard: Heard) -> bool:
+    return not heard.key and bool(_DECLINE_WORDS.match(_words(heard.speech)))
+
+
+def _system_id(name: str) -> str:
+    """The template id render_system gives a voice prompt."""
+    return f"system.{name}.voice"
 
 
 def _to_int(value: str | None, default: int) -> int:

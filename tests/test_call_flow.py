@@ -144,7 +144,8 @@ def test_no_call_outlives_the_turn_limit(
     while listen is not None:
         step = flow.answer(listen.state, caller[answered])
         answered += 1
-        assert answered <= max_turns
+        # Only a red flag's connect offer on the last turn adds one turn, and only once.
+        assert answered <= max_turns + (1 if phone else 0)
         assert all(isinstance(a, Speak | Listen | Connect | HangUp) for a in step.actions)
         listen = _listen(step)
         if listen is None:
@@ -183,6 +184,51 @@ def test_red_flag_with_escalation_number_offers_and_connects(
         Speak(_system(responder, "voice_connect_ended")),
         HangUp(),
     )
+
+
+@pytest.mark.parametrize("speech", ["no", "No thanks.", "nope", "not now", "I'm fine"])
+def test_declining_the_offer_politely_goes_on(responder: Responder, speech: str) -> None:
+    flow = _flow(responder, escalation_phone=PHONE)
+    step = flow.answer(CallState(2, 0, offer=True), Heard(speech, 0.9))
+    assert step.actions == (Listen(_system(responder, "voice_anything_else"), CallState(3, 0)),)
+    assert step.template_id == "system.voice_anything_else.voice"
+    # Without an offer on the table, "no" is matched like any other words.
+    plain = flow.answer(CallState(2, 0), Heard(speech, 0.9))
+    assert plain.template_id != "system.voice_anything_else.voice"
+
+
+def test_a_red_flag_on_the_last_turn_still_offers_to_connect_once(responder: Responder) -> None:
+    flow = _flow(responder, max_turns=3, escalation_phone=PHONE)
+    flagged = flow.answer(CallState(3, 0), Heard("my calf is swollen and hot"))
+    assert flagged.actions[0] == Speak(_intent(responder, "red_flag"), slow=True)
+    listen = _listen(flagged)
+    assert listen is not None and listen.state == CallState(4, 0, offer=True)
+    assert listen.prompt == _system(responder, "voice_connect_offer")
+    assert any(isinstance(a, Connect) for a in flow.answer(listen.state, Heard(digits="1")).actions)
+    # The extra turn never extends itself: another red flag, silence or "no" ends the call.
+    for heard in (Heard("my calf is swollen and hot"), Heard(), Heard("no")):
+        step = flow.answer(listen.state, heard)
+        assert _listen(step) is None and isinstance(step.actions[-1], HangUp)
+    # Without an escalation number the last turn ends as before.
+    plain = _flow(responder, max_turns=3).answer(CallState(3, 0), Heard("my calf is swollen"))
+    assert _listen(plain) is None
+
+
+def test_steps_name_their_template_and_what_was_spoken(responder: Responder) -> None:
+    flow = _flow(responder, escalation_phone=PHONE)
+    assert flow.start().template_id == "system.voice_greeting.voice"
+    keyed = flow.answer(CallState(), Heard(digits="2"))
+    assert keyed.intent == "post_run_tightness" and keyed.match.reason == "keypad"  # type: ignore[union-attr]
+    assert keyed.template_id == "post_run_tightness.voice"
+    assert keyed.spoken == " ".join([_intent(responder, "post_run_tightness"),
+                                     _system(responder, "voice_anything_else")])
+    silent = flow.answer(CallState(), Heard())
+    assert silent.match is None and silent.template_id == "system.voice_reprompt.voice"
+    assert silent.spoken == _system(responder, "voice_reprompt")
+    gone = flow.answer(CallState(2, 2), Heard())
+    assert gone.template_id == "system.voice_goodbye.voice"
+    assert flow.answer(CallState(2, 0, offer=True), Heard(digits="1")).template_id == (
+        "system.voice_connecting.voice")
 
 
 def test_offer_repeats_once_on_silence_and_other_speech_is_answered(responder: Responder) -> None:
@@ -230,7 +276,8 @@ def test_confidence_is_read() -> None:
         ({}, CallState(1, 0, False)),
         ({"turn": "3", "tries": "1", "offer": "1"}, CallState(3, 1, True)),
         ({"turn": "abc", "tries": "-4"}, CallState(1, 0, False)),
-        ({"turn": "99999", "tries": "99", "offer": "yes"}, CallState(6, 2, False)),
+        # max_turns + 1 is the one extra turn a last-turn connect offer may use.
+        ({"turn": "99999", "tries": "99", "offer": "yes"}, CallState(7, 2, False)),
     ],
 )
 def test_state_from_any_query_string(query: dict[str, str], state: CallState) -> None:
