@@ -4,18 +4,29 @@ Any SQLAlchemy URL works; the default is a SQLite file in Flask's instance
 folder. PostgreSQL goes through psycopg 3 (`postgresql+psycopg://`). Several
 workers may start at once: migrations run under a lock (an advisory lock on
 PostgreSQL, SQLite's write lock) so exactly one of them upgrades.
+
+SQLite durability: the file is in WAL mode (readers never wait for the
+writer) with `synchronous=NORMAL`: a commit reaches the operating system
+but is not fsynced, so a crashed or killed process loses nothing, while a
+power cut or kernel crash can lose the last transactions before the next
+checkpoint, never corrupt the file (sqlite.org/pragma.html#pragma_synchronous,
+sqlite.org/wal.html). A transaction that changes the opt-out list is fsynced
+anyway (durable_commit). PostgreSQL keeps its own default: every commit is
+flushed (synchronous_commit=on).
 """
 
 from __future__ import annotations
 
 import sqlite3
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.pool import StaticPool
 
@@ -27,6 +38,11 @@ DEFAULT_SQLITE_NAME = "calfline.sqlite3"
 MIGRATION_LOCK_KEY = 0x0CA1F11E
 # Seconds a SQLite writer waits for another process's write lock before giving up.
 SQLITE_BUSY_SECONDS = 30
+# Page cache per SQLite connection, in KiB (negative: KiB, not pages); the pool keeps
+# up to a few connections per worker, so this stays well inside the memory budget.
+SQLITE_CACHE_KIB = 8192
+# Execution option that makes a SQLite transaction a plain (deferred) BEGIN: see reading().
+READ_ONLY = "calfline_read_only"
 
 
 def database_url(configured: str, instance_path: str | Path) -> str:
@@ -66,13 +82,18 @@ def _sqlite_engine(url: URL) -> Engine:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_SECONDS * 1000}")
+        # No fsync per commit in WAL mode; see the module docstring for what that risks.
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
         cursor.close()
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
         # Take the write lock up front: a read-then-write transaction can otherwise
         # fail at once with "database is locked" when another process wrote meanwhile.
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # A transaction that only reads (reading()) needs no lock and waits for none.
+        deferred = connection.get_execution_options().get(READ_ONLY)
+        connection.exec_driver_sql("BEGIN" if deferred else "BEGIN IMMEDIATE")
 
     if not in_memory:
         _use_wal(engine)
@@ -106,6 +127,32 @@ def open_engine(url: str) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         return _sqlite_engine(parsed)
     return create_engine(parsed, pool_pre_ping=True)
+
+
+@contextmanager
+def reading(connection: Connection) -> Iterator[Connection]:
+    """Run a read-only transaction: on SQLite a deferred BEGIN that takes no write lock."""
+    connection.execution_options(**{READ_ONLY: True})
+    try:
+        with connection.begin():
+            yield connection
+    finally:
+        connection.execution_options(**{READ_ONLY: False})
+
+
+@contextmanager
+def durable_commit(connection: Connection, durable: bool = True) -> Iterator[None]:
+    """Fsync the commits made inside (SQLite synchronous=FULL); PostgreSQL always does."""
+    if not durable or connection.dialect.name != "sqlite":
+        yield
+        return
+    raw = connection.connection.driver_connection
+    assert raw is not None
+    raw.execute("PRAGMA synchronous=FULL")  # outside any transaction: takes effect at once
+    try:
+        yield
+    finally:
+        raw.execute("PRAGMA synchronous=NORMAL")
 
 
 def migrate(engine: Engine) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 
-from responder.conversation import respond
+from responder.conversation import ConversationState, Turn, respond
 from responder.respond import Responder
 from responder.store import ConversationStore, Inbound, StoredReply, utcnow
 
@@ -23,12 +23,12 @@ def answer_and_record(
     now: datetime | None = None,
 ) -> StoredReply:
     """Return the reply to send: the recorded one for a re-sent webhook, else a new one."""
-    if inbound.dedupe_key:
-        stored = store.find_reply(inbound.dedupe_key)
-        if stored is not None:
-            return stored
     now = now or utcnow()
-    state = store.state(inbound.sender, inbound.our_number)
-    turn = respond(responder, inbound.body, inbound.channel, variables, state, now,
-                   context_window)
-    return store.record(inbound, turn, now)
+
+    def decide(state: ConversationState) -> Turn:
+        return respond(responder, inbound.body, inbound.channel, variables, state, now,
+                       context_window)
+
+    # A re-sent webhook is caught by the insert itself (its dedupe key is unique), which
+    # then returns the first reply: one look-up less for every message that is not a retry.
+    return store.exchange(inbound, decide, now)

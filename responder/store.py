@@ -3,6 +3,7 @@
 The web app keeps one ConversationStore in `app.extensions["calfline_store"]`.
 Its public API (all times are aware UTC datetimes):
 
+    store.exchange(inbound, decide) -> StoredReply      # state, decide(state), record
     store.state(sender, our_number) -> ConversationState
     store.find_reply(dedupe_key) -> StoredReply | None
     store.record(inbound, turn) -> StoredReply          # one row per dedupe key
@@ -13,6 +14,9 @@ Its public API (all times are aware UTC datetimes):
 
 `sender` is the caller's phone number as Twilio sends it (`From`); the store
 keeps only its HMAC-SHA256 and last 4 digits. `our_number` is `To`.
+
+A webhook costs one read and one write transaction (responder/store_sql.py
+has the statements and why they keep a re-sent webhook to one record).
 """
 
 from __future__ import annotations
@@ -20,20 +24,31 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import CursorResult, Engine, Executable, delete, func, select, text, update
+from sqlalchemy import (
+    Connection,
+    CursorResult,
+    Engine,
+    Executable,
+    delete,
+    func,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session
 
 from responder.conversation import SILENT_TEMPLATE, ConversationState, Turn
-from responder.database import database_url, migrate, open_engine
+from responder.database import database_url, durable_commit, migrate, open_engine, reading
 from responder.errors import ConfigError
 from responder.models import Conversation, Message, Meta
 from responder.respond import MAX_MESSAGE_CHARS, clean_text
+from responder.store_sql import StoreStatements
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -77,11 +92,13 @@ class SenderHasher:
 
     def __init__(self, secret: str) -> None:
         self._secret = secret.encode("utf-8")
+        self._keyed = hmac.new(self._secret, digestmod=hashlib.sha256)  # copied per number
 
     def key(self, number: str | None) -> SenderKey:
         """Hash one number (whitespace ignored) and keep its last 4 digits."""
         number = "".join((number or "").split())[:256]
-        digest = hmac.new(self._secret, number.encode("utf-8", "replace"), hashlib.sha256)
+        digest = self._keyed.copy()
+        digest.update(number.encode("utf-8", "replace"))
         digits = "".join(ch for ch in number if ch.isascii() and ch.isdigit())
         return SenderKey(digest.hexdigest(), digits[-4:])
 
@@ -173,6 +190,7 @@ class ConversationStore:
     def __init__(self, engine: Engine, hasher: SenderHasher) -> None:
         self.engine = engine
         self.hasher = hasher
+        self.sql = StoreStatements(engine)
 
     @classmethod
     def open(cls, url: str, hash_secret: str) -> ConversationStore:
@@ -212,103 +230,98 @@ class ConversationStore:
         """Close pooled connections (before a fork, or at shutdown)."""
         self.engine.dispose()
 
-    def _find(self, session: Session, key: SenderKey, our_number: str) -> Conversation | None:
-        stmt = select(Conversation).where(Conversation.sender_hash == key.hash,
-                                          Conversation.our_number == our_number)
-        return session.scalars(stmt.with_for_update()).first()
-
     def state(self, sender: str, our_number: str) -> ConversationState:
         """Return the opt-out status and context of a sender on one of our numbers."""
         key, number = self.hasher.key(sender), short_text(our_number, 64)
-        with Session(self.engine) as session, session.begin():
-            row = self._find(session, key, number)
-            if row is None:
-                return ConversationState()
-            clarify = (row.clarify_first, row.clarify_second)
-            return ConversationState(
-                opted_out=row.opted_out,
-                last_intent=row.last_intent,
-                clarify=clarify if clarify[0] and clarify[1] else None,  # type: ignore[arg-type]
-                context_at=row.context_at,
-            )
+        with self.engine.connect() as connection:
+            return self._state(connection, key, number)
 
     def find_reply(self, dedupe_key: str) -> StoredReply | None:
         """Return the reply already recorded for a webhook, if it was seen before."""
-        with Session(self.engine) as session, session.begin():
-            return self._reply_for(session, dedupe_key)
-
-    def _reply_for(self, session: Session, dedupe_key: str) -> StoredReply | None:
-        reply = aliased(Message)
-        stmt = (select(reply).join(Message, reply.reply_to_id == Message.id)
-                .where(Message.dedupe_key == dedupe_key))
-        row = session.scalars(stmt).first()
-        if row is None:
-            return None
-        return StoredReply(row.body, row.template_id or "", row.conversation_id, row.intent,
-                           duplicate=True)
-
-    def _conversation(self, session: Session, key: SenderKey, number: str,
-                      now: datetime) -> Conversation:
-        row = self._find(session, key, number)
-        if row is not None:
-            return row
-        try:
-            with session.begin_nested():
-                row = Conversation(sender_hash=key.hash, sender_last4=key.last4,
-                                   our_number=number, created_at=now, updated_at=now,
-                                   opted_out=False)
-                session.add(row)
-        except IntegrityError:  # another worker created it a moment ago
-            row = self._find(session, key, number)
-            assert row is not None
-        return row
+        with self.engine.connect() as connection, reading(connection):
+            return self._reply_for(connection, dedupe_key)
 
     def record(self, inbound: Inbound, turn: Turn, now: datetime | None = None) -> StoredReply:
         """Store a message, its reply and the new state atomically; a re-sent webhook
         (same dedupe key, even concurrently) gets the first copy's reply instead."""
-        now = now or utcnow()
         key, number = self.hasher.key(inbound.sender), short_text(inbound.our_number, 64)
-        with Session(self.engine) as session, session.begin():
-            conv = self._conversation(session, key, number, now)  # row locked until commit
-            message = Message(
-                conversation_id=conv.id, direction="in", channel=short_text(inbound.channel, 8),
-                created_at=now, body=clean_text(inbound.body)[:MAX_MESSAGE_CHARS],
-                intent=turn.match.intent, confidence=turn.match.confidence,
-                twilio_sid=short_text(inbound.twilio_sid, 64) or None,
-                dedupe_key=inbound.dedupe_key,
-            )
-            try:
-                with session.begin_nested():
-                    session.add(message)
-            except IntegrityError:
-                stored = self._reply_for(session, inbound.dedupe_key or "")
-                if stored is None:
-                    raise
+        with self.engine.connect() as connection:
+            return self._record(connection, key, number, inbound, turn, now or utcnow())
+
+    def exchange(self, inbound: Inbound, decide: Callable[[ConversationState], Turn],
+                 now: datetime | None = None) -> StoredReply:
+        """Read the sender's state, answer with decide(state), and record both: one
+        pooled connection, a read and one write transaction (see record())."""
+        key, number = self.hasher.key(inbound.sender), short_text(inbound.our_number, 64)
+        with self.engine.connect() as connection:
+            turn = decide(self._state(connection, key, number))
+            return self._record(connection, key, number, inbound, turn, now or utcnow())
+
+    def _state(self, connection: Connection, key: SenderKey, number: str) -> ConversationState:
+        with reading(connection):
+            row = connection.execute(self.sql.state,
+                                     {"sender_hash": key.hash, "our_number": number}).first()
+        if row is None:
+            return ConversationState()
+        opted_out, last_intent, first, second, context_at = row
+        return ConversationState(opted_out=opted_out, last_intent=last_intent,
+                                 clarify=(first, second) if first and second else None,
+                                 context_at=context_at)
+
+    def _reply_for(self, connection: Connection, dedupe_key: str) -> StoredReply | None:
+        row = connection.execute(self.sql.reply_for, {"dedupe_key": dedupe_key}).first()
+        if row is None:
+            return None
+        body, template_id, conversation_id, intent = row
+        return StoredReply(body, template_id or "", conversation_id, intent, duplicate=True)
+
+    def _record(self, connection: Connection, key: SenderKey, number: str, inbound: Inbound,
+                turn: Turn, now: datetime) -> StoredReply:
+        sql, channel = self.sql, short_text(inbound.channel, 8)
+        # A changed opt-out must survive even a power cut (see durable_commit).
+        with durable_commit(connection, turn.opt_change is not None), \
+                connection.begin() as transaction:
+            conversation_id, opted_out = connection.execute(sql.touch_conversation, {
+                "sender_hash": key.hash, "sender_last4": key.last4, "our_number": number,
+                "now": now}).one()  # the row stays locked until commit
+            inbound_id = connection.execute(sql.insert_inbound, {
+                "conversation_id": conversation_id, "direction": "in", "channel": channel,
+                "created_at": now, "body": clean_text(inbound.body)[:MAX_MESSAGE_CHARS],
+                "intent": turn.match.intent, "confidence": turn.match.confidence,
+                "template_id": None, "twilio_sid": short_text(inbound.twilio_sid, 64) or None,
+                "dedupe_key": inbound.dedupe_key, "reply_to_id": None}).scalar()
+            if inbound_id is None:  # the dedupe key is taken: a re-sent webhook
+                stored = self._reply_for(connection, inbound.dedupe_key or "")
+                transaction.rollback()
+                if stored is None:  # never written: both rows go in one transaction
+                    raise RuntimeError("a recorded message has no reply row")
                 return stored
             text_, template = turn.reply.text, turn.reply.template_id
-            if conv.opted_out and turn.opt_change is not False:
+            if opted_out and turn.opt_change is not False:
                 # Opted out meanwhile (a STOP on another worker): send nothing, keep state.
                 text_, template = "", SILENT_TEMPLATE
             else:
-                self._apply(conv, turn, now)
-            conv.updated_at = now
-            session.flush()  # gives the inbound row its id
-            session.add(Message(
-                conversation_id=conv.id, direction="out", channel=message.channel,
-                created_at=now, body=text_, intent=turn.match.intent, template_id=template,
-                reply_to_id=message.id,
-            ))
-            return StoredReply(text_, template, conv.id, turn.match.intent)
+                self._save_state(connection, conversation_id, turn, now)
+            connection.execute(sql.insert_reply, {
+                "conversation_id": conversation_id, "direction": "out", "channel": channel,
+                "created_at": now, "body": text_, "intent": turn.match.intent,
+                "confidence": None, "template_id": template, "twilio_sid": None,
+                "dedupe_key": None, "reply_to_id": inbound_id})
+        return StoredReply(text_, template, conversation_id, turn.match.intent)
 
-    @staticmethod
-    def _apply(conv: Conversation, turn: Turn, now: datetime) -> None:
+    def _save_state(self, connection: Connection, conversation_id: int, turn: Turn,
+                    now: datetime) -> None:
         state = turn.state
-        conv.last_intent = state.last_intent
-        conv.clarify_first, conv.clarify_second = state.clarify or (None, None)
-        conv.context_at = state.context_at
-        if turn.opt_change is not None:
-            conv.opted_out = turn.opt_change
-            conv.opted_out_at = now if turn.opt_change else None
+        first, second = state.clarify or (None, None)
+        values: dict[str, object] = {
+            "conversation_id": conversation_id, "last_intent": state.last_intent,
+            "clarify_first": first, "clarify_second": second, "context_at": state.context_at}
+        if turn.opt_change is None:
+            connection.execute(self.sql.save_state, values)
+            return
+        connection.execute(self.sql.save_state_and_opt_out, {
+            **values, "opted_out": turn.opt_change,
+            "opted_out_at": now if turn.opt_change else None})
 
     def recent_conversations(self, our_numbers: Iterable[str],
                              limit: int = 50) -> list[ConversationSummary]:

@@ -1,0 +1,73 @@
+"""The webhook's SQL, built once per store: SQLAlchemy Core statements, no ORM objects.
+
+Each inbound message costs one read (the sender's state) and one write
+transaction of four statements. Idempotency rests on the database's unique
+constraints, not on a prior look-up: `INSERT ... ON CONFLICT DO NOTHING` on
+`messages.dedupe_key` inserts a webhook's message exactly once, also when two
+copies race on two workers (PostgreSQL makes the second wait for the first's
+commit, SQLite's write lock serializes them), and the conversation row is an
+upsert on (sender_hash, our_number). Both statements need a dialect that has
+ON CONFLICT: SQLite (3.24+) and PostgreSQL (9.5+), the two the store supports.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Engine, Table, bindparam, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from responder.errors import ConfigError
+from responder.models import Conversation, Message
+
+CONVERSATIONS: Table = Conversation.__table__  # type: ignore[assignment]
+MESSAGES: Table = Message.__table__  # type: ignore[assignment]
+# The dialects whose INSERT has ON CONFLICT (and RETURNING), which idempotency relies on.
+INSERTS: dict[str, Any] = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
+STATE_COLUMNS = ("opted_out", "last_intent", "clarify_first", "clarify_second", "context_at")
+
+
+def supported_insert(engine: Engine) -> Any:
+    """Return the dialect's INSERT construct; refuse a database without ON CONFLICT."""
+    try:
+        return INSERTS[engine.dialect.name]
+    except KeyError:
+        raise ConfigError(
+            f"DATABASE_URL: the conversation store runs on SQLite or PostgreSQL, "
+            f"not {engine.dialect.name}"
+        ) from None
+
+
+class StoreStatements:
+    """Every statement one webhook runs, constructed once so only parameters change."""
+
+    def __init__(self, engine: Engine) -> None:
+        insert = supported_insert(engine)
+        conv, msg = CONVERSATIONS, MESSAGES
+        same_sender = ((conv.c.sender_hash == bindparam("sender_hash"))
+                       & (conv.c.our_number == bindparam("our_number")))
+        self.state = select(*(conv.c[name] for name in STATE_COLUMNS)).where(same_sender)
+        # Creates the conversation or takes its row lock, and reads the opt-out as of now.
+        upsert = insert(conv).values(
+            sender_hash=bindparam("sender_hash"), sender_last4=bindparam("sender_last4"),
+            our_number=bindparam("our_number"), created_at=bindparam("now"),
+            updated_at=bindparam("now"), opted_out=False,
+        )
+        self.touch_conversation = upsert.on_conflict_do_update(
+            index_elements=[conv.c.sender_hash, conv.c.our_number],
+            set_={"updated_at": upsert.excluded.updated_at},
+        ).returning(conv.c.id, conv.c.opted_out)
+        self.insert_inbound = insert(msg).on_conflict_do_nothing(
+            index_elements=[msg.c.dedupe_key]).returning(msg.c.id)
+        self.insert_reply = msg.insert()
+        state: dict[str, Any] = {name: bindparam(name) for name in STATE_COLUMNS[1:]}
+        by_id = conv.c.id == bindparam("conversation_id")
+        self.save_state = update(conv).where(by_id).values(**state)
+        self.save_state_and_opt_out = update(conv).where(by_id).values(
+            **state, opted_out=bindparam("opted_out"), opted_out_at=bindparam("opted_out_at"))
+        reply, inbound = msg.alias("reply"), msg.alias("inbound")
+        self.reply_for = (
+            select(reply.c.body, reply.c.template_id, reply.c.conversation_id, reply.c.intent)
+            .join(inbound, reply.c.reply_to_id == inbound.c.id)
+            .where(inbound.c.dedupe_key == bindparam("dedupe_key"))
+        )

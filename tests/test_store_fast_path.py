@@ -1,0 +1,96 @@
+"""The webhook's store path: one read, one write transaction, and what each must still keep."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from typing import Any
+
+from sqlalchemy import event
+
+from responder.conversation import SILENT_TEMPLATE, ConversationState, Turn
+from responder.matcher import Match
+from responder.replies import Reply
+from responder.store import ConversationStore, Inbound, idempotency_key
+from tests.databases import sqlite_url
+
+PHONE, LINE = "+15557654321", "+15550001000"
+SECRET = "a-long-random-test-secret"
+
+
+def _turn(intent: str = "cramp_now") -> Turn:
+    match = Match("calf cramp", "calf cramp", intent, 0.9)
+    return Turn(match, Reply("Stretch it", f"{intent}.sms"), ConversationState(last_intent=intent))
+
+
+def _stop() -> Turn:
+    return Turn(Match("STOP", "stop", "opt_out", 1.0), Reply("", "opt_out.sms"),
+                ConversationState(opted_out=True), opt_change=True)
+
+
+def test_a_stop_between_read_and_write_silences_the_reply(database_url: str) -> None:
+    store = ConversationStore.open(database_url, SECRET)
+    seen: list[ConversationState] = []
+
+    def decide(state: ConversationState) -> Turn:
+        seen.append(state)
+        # Another worker records a STOP from the same sender while this one matches.
+        store.record(Inbound("sms", PHONE, LINE, "STOP"), _stop())
+        return _turn()
+
+    reply = store.exchange(Inbound("sms", PHONE, LINE, "calf cramp"), decide)
+    assert seen == [ConversationState()]  # read before the STOP ...
+    assert (reply.text, reply.template_id) == ("", SILENT_TEMPLATE)  # ... answered after it
+    state = store.state(PHONE, LINE)
+    assert state.opted_out and state.last_intent is None
+    store.close()
+
+
+def test_a_resent_webhook_is_not_answered_twice(database_url: str) -> None:
+    store = ConversationStore.open(database_url, SECRET)
+    inbound = Inbound("sms", PHONE, LINE, "calf cramp", "SM1", idempotency_key("sms", "SM1"))
+    first = store.exchange(inbound, lambda state: _turn("cramp_now"))
+    again = store.exchange(inbound, lambda state: _turn("shoes"))
+    assert not first.duplicate and again.duplicate
+    assert (again.text, again.template_id, again.intent) == (
+        first.text, first.template_id, "cramp_now")
+    assert store.state(PHONE, LINE).last_intent == "cramp_now"  # the retry changed nothing
+    assert store.find_reply(inbound.dedupe_key or "") == again
+    (conversation,) = store.recent_conversations([LINE])
+    assert len(store.messages(conversation.id)) == 2
+    store.close()
+
+
+def test_reading_state_does_not_wait_for_a_writer(tmp_path: Any) -> None:
+    url = sqlite_url(tmp_path)
+    store = ConversationStore.open(url, SECRET)
+    store.record(Inbound("sms", PHONE, LINE, "calf cramp"), _turn())
+    writer = sqlite3.connect(url.removeprefix("sqlite:///"), isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+    states: list[ConversationState] = []
+    reader = threading.Thread(target=lambda: states.append(store.state(PHONE, LINE)))
+    try:
+        reader.start()
+        reader.join(timeout=5)  # a reader that wanted the lock would wait 30 s
+        assert states and states[0].last_intent == "cramp_now"
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
+        reader.join()
+        store.close()
+
+
+def test_sqlite_fsyncs_only_opt_out_changes(tmp_path: Any) -> None:
+    store = ConversationStore.open(sqlite_url(tmp_path), SECRET)
+    levels: list[int] = []
+
+    @event.listens_for(store.engine, "commit")
+    def _level(connection: Any) -> None:
+        raw = connection.connection.driver_connection
+        levels.append(raw.execute("PRAGMA synchronous").fetchone()[0])
+
+    store.record(Inbound("sms", PHONE, LINE, "calf cramp"), _turn())
+    store.record(Inbound("sms", PHONE, LINE, "STOP"), _stop())
+    store.record(Inbound("sms", PHONE, LINE, "calf cramp"), _turn())
+    assert levels == [1, 2, 1]  # NORMAL, FULL for the opt-out, NORMAL again
+    store.close()
