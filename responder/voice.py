@@ -1,7 +1,11 @@
 """Twilio's voice webhooks: a call's speech or keys in, spoken TwiML out.
 
 The call flow itself lives in responder/call_flow.py; this module only reads
-the request, asks the flow for the next step and renders it with `VoiceResponse`.
+the request, asks the flow for the next step, records the turn (responder/call_record.py),
+queues a clinic alert for a red flag, and renders the step with `VoiceResponse`.
+
+A call is not SMS: an SMS opt-out does not silence what the line says on a
+call, and "stop" on a call ends the call without opting the number out of SMS.
 """
 
 from __future__ import annotations
@@ -28,10 +32,13 @@ from responder.call_flow import (
     dialable,
     speech_hints,
 )
+from responder.call_record import call_turn_inbound, escalation_inbound, record_turn
 from responder.clinics import ClinicDirectory
+from responder.escalation import queue_escalation
 from responder.respond import Responder
 from responder.security import twilio_webhook
 from responder.sms import clinic_variables, twiml
+from responder.store import ConversationStore
 
 bp = Blueprint("voice", __name__)
 
@@ -146,13 +153,21 @@ def incoming_call() -> Response:
 @bp.post("/voice/answer")
 @twilio_webhook
 def answer_call() -> Response:
-    """Answer what the caller said or pressed, then listen again or end the call."""
+    """Answer what the caller said or pressed, record the turn, then listen again or hang up."""
     settings: VoiceSettings = current_app.extensions["calfline_voice"]
+    store: ConversationStore = current_app.extensions["calfline_store"]
+    form = request.form
     state = CallState.from_query(request.args, settings.rules)
-    heard = Heard.from_fields(
-        request.form.get("SpeechResult"), request.form.get("Confidence"),
-        request.form.get("Digits"),
-    )
+    heard = Heard.from_fields(form.get("SpeechResult"), form.get("Confidence"), form.get("Digits"))
+    # The step depends only on the turn's state and input, so a webhook Twilio re-sends
+    # (same CallSid and turn) renders the same TwiML; the store keeps one record of it.
     step = _flow(settings).answer(state, heard)
+    inbound = call_turn_inbound(
+        form.get("From", ""), form.get("To", ""), heard, form.get("CallSid"), state.turn,
+        request.headers.get("I-Twilio-Idempotency-Token"),
+    )
+    reply = record_turn(store, inbound, step)
     g.calfline_intent = step.intent  # for the request log line
+    # An outbox row only, delivered in the background: the caller never waits for the clinic.
+    queue_escalation(current_app, escalation_inbound(inbound, reply.intent), reply)
     return twiml(render(step, settings))
