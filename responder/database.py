@@ -1,18 +1,21 @@
 """Open the database from a URL and bring its schema up to date (Alembic, at start-up).
 
-Any SQLAlchemy URL works; the default is a SQLite file in Flask's instance
-folder. PostgreSQL goes through psycopg 3 (`postgresql+psycopg://`). Several
-workers may start at once: migrations run under a lock (an advisory lock on
-PostgreSQL, SQLite's write lock) so exactly one of them upgrades.
+A SQLite or PostgreSQL URL (the store needs ON CONFLICT, responder/store_sql.py);
+the default is a SQLite file in Flask's instance folder. PostgreSQL goes
+through psycopg 3 (`postgresql+psycopg://`). Several workers may start at
+once: migrations run under a lock (an advisory lock on PostgreSQL, SQLite's
+write lock) so exactly one of them upgrades.
 
 SQLite durability: the file is in WAL mode (readers never wait for the
-writer) with `synchronous=NORMAL`: a commit reaches the operating system
-but is not fsynced, so a crashed or killed process loses nothing, while a
-power cut or kernel crash can lose the last transactions before the next
-checkpoint, never corrupt the file (sqlite.org/pragma.html#pragma_synchronous,
-sqlite.org/wal.html). A transaction that changes the opt-out list is fsynced
-anyway (durable_commit). PostgreSQL keeps its own default: every commit is
-flushed (synchronous_commit=on).
+writer). Connections keep SQLite's default `synchronous=FULL`: every commit
+is fsynced, so the escalation outbox, console and purge lose nothing even in
+a power cut. The webhook's own transaction for an ordinary message commits
+with `synchronous=NORMAL` instead (relaxed_commit): written to the operating
+system but not fsynced, so a crashed or killed process loses nothing, while
+a power cut or kernel crash can lose the last such messages (never corrupt
+the file; sqlite.org/pragma.html#pragma_synchronous, sqlite.org/wal.html).
+A message that changes the opt-out list is fsynced, and its fsync hardens
+every relaxed commit before it. PostgreSQL keeps synchronous_commit=on.
 """
 
 from __future__ import annotations
@@ -41,7 +44,7 @@ SQLITE_BUSY_SECONDS = 30
 # Page cache per SQLite connection, in KiB (negative: KiB, not pages); the pool keeps
 # up to a few connections per worker, so this stays well inside the memory budget.
 SQLITE_CACHE_KIB = 8192
-# Execution option that makes a SQLite transaction a plain (deferred) BEGIN: see reading().
+# Execution option that leaves out SQLite's BEGIN IMMEDIATE for a single read: see reading().
 READ_ONLY = "calfline_read_only"
 
 
@@ -82,18 +85,18 @@ def _sqlite_engine(url: URL) -> Engine:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_SECONDS * 1000}")
-        # No fsync per commit in WAL mode; see the module docstring for what that risks.
-        cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
+        cursor.execute("PRAGMA synchronous=FULL")  # see the module docstring
         cursor.close()
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
         # Take the write lock up front: a read-then-write transaction can otherwise
         # fail at once with "database is locked" when another process wrote meanwhile.
-        # A transaction that only reads (reading()) needs no lock and waits for none.
-        deferred = connection.get_execution_options().get(READ_ONLY)
-        connection.exec_driver_sql("BEGIN" if deferred else "BEGIN IMMEDIATE")
+        # A single read (reading()) is its own transaction in SQLite's autocommit mode:
+        # no BEGIN, no write lock, no wait for another process's writer.
+        if not connection.get_execution_options().get(READ_ONLY):
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     if not in_memory:
         _use_wal(engine)
@@ -131,7 +134,7 @@ def open_engine(url: str) -> Engine:
 
 @contextmanager
 def reading(connection: Connection) -> Iterator[Connection]:
-    """Run a read-only transaction: on SQLite a deferred BEGIN that takes no write lock."""
+    """Run one SELECT without taking SQLite's write lock (one statement: one snapshot)."""
     connection.execution_options(**{READ_ONLY: True})
     try:
         with connection.begin():
@@ -141,18 +144,18 @@ def reading(connection: Connection) -> Iterator[Connection]:
 
 
 @contextmanager
-def durable_commit(connection: Connection, durable: bool = True) -> Iterator[None]:
-    """Fsync the commits made inside (SQLite synchronous=FULL); PostgreSQL always does."""
-    if not durable or connection.dialect.name != "sqlite":
+def relaxed_commit(connection: Connection, relaxed: bool = True) -> Iterator[None]:
+    """Commit without fsync inside (SQLite synchronous=NORMAL); see the module docstring."""
+    if not relaxed or connection.dialect.name != "sqlite":
         yield
         return
     raw = connection.connection.driver_connection
     assert raw is not None
-    raw.execute("PRAGMA synchronous=FULL")  # outside any transaction: takes effect at once
+    raw.execute("PRAGMA synchronous=NORMAL")  # outside any transaction: takes effect at once
     try:
         yield
     finally:
-        raw.execute("PRAGMA synchronous=NORMAL")
+        raw.execute("PRAGMA synchronous=FULL")
 
 
 def migrate(engine: Engine) -> None:

@@ -44,7 +44,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from responder.conversation import SILENT_TEMPLATE, ConversationState, Turn
-from responder.database import database_url, durable_commit, migrate, open_engine, reading
+from responder.database import database_url, migrate, open_engine, reading, relaxed_commit
 from responder.errors import ConfigError
 from responder.models import Conversation, Message, Meta
 from responder.respond import MAX_MESSAGE_CHARS, clean_text
@@ -277,13 +277,22 @@ class ConversationStore:
 
     def _record(self, connection: Connection, key: SenderKey, number: str, inbound: Inbound,
                 turn: Turn, now: datetime) -> StoredReply:
-        sql, channel = self.sql, short_text(inbound.channel, 8)
-        # A changed opt-out must survive even a power cut (see durable_commit).
-        with durable_commit(connection, turn.opt_change is not None), \
+        sql, channel, state = self.sql, short_text(inbound.channel, 8), turn.state
+        first, second = state.clarify or (None, None)
+        context = {"last_intent": state.last_intent, "clarify_first": first,
+                   "clarify_second": second, "context_at": state.context_at}
+        sender = {"sender_hash": key.hash, "sender_last4": key.last4, "our_number": number,
+                  "now": now}
+        # No fsync for an ordinary message; a changed opt-out survives even a power cut.
+        with relaxed_commit(connection, turn.opt_change is None), \
                 connection.begin() as transaction:
-            conversation_id, opted_out = connection.execute(sql.touch_conversation, {
-                "sender_hash": key.hash, "sender_last4": key.last4, "our_number": number,
-                "now": now}).one()  # the row stays locked until commit
+            # The conversation row stays locked until commit; opted_out is as of now.
+            if turn.opt_change is None:  # the context is saved unless opted out meanwhile
+                touch = connection.execute(sql.touch_conversation_with_state,
+                                           {**sender, **context})
+            else:
+                touch = connection.execute(sql.touch_conversation, sender)
+            conversation_id, opted_out = touch.one()
             inbound_id = connection.execute(sql.insert_inbound, {
                 "conversation_id": conversation_id, "direction": "in", "channel": channel,
                 "created_at": now, "body": clean_text(inbound.body)[:MAX_MESSAGE_CHARS],
@@ -292,7 +301,7 @@ class ConversationStore:
                 "dedupe_key": inbound.dedupe_key, "reply_to_id": None}).scalar()
             if inbound_id is None:  # the dedupe key is taken: a re-sent webhook
                 stored = self._reply_for(connection, inbound.dedupe_key or "")
-                transaction.rollback()
+                transaction.rollback()  # and with it the context saved above
                 if stored is None:  # never written: both rows go in one transaction
                     raise RuntimeError("a recorded message has no reply row")
                 return stored
@@ -300,28 +309,17 @@ class ConversationStore:
             if opted_out and turn.opt_change is not False:
                 # Opted out meanwhile (a STOP on another worker): send nothing, keep state.
                 text_, template = "", SILENT_TEMPLATE
-            else:
-                self._save_state(connection, conversation_id, turn, now)
+            elif turn.opt_change is not None:
+                connection.execute(sql.save_state_and_opt_out, {
+                    **context, "conversation_id": conversation_id,
+                    "opted_out": turn.opt_change,
+                    "opted_out_at": now if turn.opt_change else None})
             connection.execute(sql.insert_reply, {
                 "conversation_id": conversation_id, "direction": "out", "channel": channel,
                 "created_at": now, "body": text_, "intent": turn.match.intent,
                 "confidence": None, "template_id": template, "twilio_sid": None,
                 "dedupe_key": None, "reply_to_id": inbound_id})
         return StoredReply(text_, template, conversation_id, turn.match.intent)
-
-    def _save_state(self, connection: Connection, conversation_id: int, turn: Turn,
-                    now: datetime) -> None:
-        state = turn.state
-        first, second = state.clarify or (None, None)
-        values: dict[str, object] = {
-            "conversation_id": conversation_id, "last_intent": state.last_intent,
-            "clarify_first": first, "clarify_second": second, "context_at": state.context_at}
-        if turn.opt_change is None:
-            connection.execute(self.sql.save_state, values)
-            return
-        connection.execute(self.sql.save_state_and_opt_out, {
-            **values, "opted_out": turn.opt_change,
-            "opted_out_at": now if turn.opt_change else None})
 
     def recent_conversations(self, our_numbers: Iterable[str],
                              limit: int = 50) -> list[ConversationSummary]:

@@ -1,8 +1,9 @@
 """The webhook's SQL, built once per store: SQLAlchemy Core statements, no ORM objects.
 
 Each inbound message costs one read (the sender's state) and one write
-transaction of four statements. Idempotency rests on the database's unique
-constraints, not on a prior look-up: `INSERT ... ON CONFLICT DO NOTHING` on
+transaction of three statements (four when it changes the opt-out).
+Idempotency rests on the database's unique constraints, not on a prior
+look-up: `INSERT ... ON CONFLICT DO NOTHING` on
 `messages.dedupe_key` inserts a webhook's message exactly once, also when two
 copies race on two workers (PostgreSQL makes the second wait for the first's
 commit, SQLite's write lock serializes them), and the conversation row is an
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Engine, Table, bindparam, select, update
+from sqlalchemy import Engine, Table, bindparam, case, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from responder.errors import ConfigError
@@ -53,17 +54,31 @@ class StoreStatements:
             our_number=bindparam("our_number"), created_at=bindparam("now"),
             updated_at=bindparam("now"), opted_out=False,
         )
+        same_row = [conv.c.sender_hash, conv.c.our_number]
         self.touch_conversation = upsert.on_conflict_do_update(
-            index_elements=[conv.c.sender_hash, conv.c.our_number],
-            set_={"updated_at": upsert.excluded.updated_at},
+            index_elements=same_row, set_={"updated_at": upsert.excluded.updated_at},
+        ).returning(conv.c.id, conv.c.opted_out)
+        # The same, saving a message's new context in that statement too, unless the
+        # sender has opted out meanwhile (a STOP on another worker): one round trip less.
+        with_state = insert(conv).values(
+            **{name: bindparam(name) for name in STATE_COLUMNS[1:]},
+            sender_hash=bindparam("sender_hash"), sender_last4=bindparam("sender_last4"),
+            our_number=bindparam("our_number"), created_at=bindparam("now"),
+            updated_at=bindparam("now"), opted_out=False,
+        )
+        kept_if_opted_out = {name: case((conv.c.opted_out, conv.c[name]),
+                                        else_=with_state.excluded[name])
+                             for name in STATE_COLUMNS[1:]}
+        self.touch_conversation_with_state = with_state.on_conflict_do_update(
+            index_elements=same_row,
+            set_={"updated_at": with_state.excluded.updated_at, **kept_if_opted_out},
         ).returning(conv.c.id, conv.c.opted_out)
         self.insert_inbound = insert(msg).on_conflict_do_nothing(
             index_elements=[msg.c.dedupe_key]).returning(msg.c.id)
         self.insert_reply = msg.insert()
         state: dict[str, Any] = {name: bindparam(name) for name in STATE_COLUMNS[1:]}
-        by_id = conv.c.id == bindparam("conversation_id")
-        self.save_state = update(conv).where(by_id).values(**state)
-        self.save_state_and_opt_out = update(conv).where(by_id).values(
+        self.save_state_and_opt_out = update(conv).where(
+            conv.c.id == bindparam("conversation_id")).values(
             **state, opted_out=bindparam("opted_out"), opted_out_at=bindparam("opted_out_at"))
         reply, inbound = msg.alias("reply"), msg.alias("inbound")
         self.reply_for = (
