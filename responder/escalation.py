@@ -127,8 +127,9 @@ def _post_webhook(row: Escalation, clinic: Clinic) -> None:
 def sms_text(row: Escalation, clinic: Clinic) -> str:
     """The alert SMS to the clinic's escalation phone."""
     what = "RED FLAG" if row.intent == "red_flag" else row.intent.replace("_", " ")
+    how = "called" if row.channel == "voice" else "texted"
     return (f"CalfLine {what} for {clinic.name}: {row.patient_number or row.patient_last4} "
-            f"texted {row.our_number}: \"{row.body[:200]}\" Please call them back.")
+            f"{how} {row.our_number}: \"{row.body[:200]}\" Please call them back.")
 
 
 def _send_sms(row: Escalation, clinic: Clinic, config: dict[str, Any]) -> None:
