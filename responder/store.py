@@ -44,7 +44,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from responder.conversation import SILENT_TEMPLATE, ConversationState, Turn
-from responder.database import database_url, migrate, open_engine, reading, relaxed_commit
+from responder.database import (
+    database_url,
+    migrate,
+    open_engine,
+    reading,
+    relaxed_commit,
+    writer_queue,
+)
 from responder.errors import ConfigError
 from responder.models import Conversation, Message, Meta
 from responder.respond import MAX_MESSAGE_CHARS, clean_text
@@ -191,6 +198,7 @@ class ConversationStore:
         self.engine = engine
         self.hasher = hasher
         self.sql = StoreStatements(engine)
+        self._writers = writer_queue(engine)  # SQLite: one webhook writer at a time
 
     @classmethod
     def open(cls, url: str, hash_secret: str) -> ConversationStore:
@@ -284,7 +292,7 @@ class ConversationStore:
         sender = {"sender_hash": key.hash, "sender_last4": key.last4, "our_number": number,
                   "now": now}
         # No fsync for an ordinary message; a changed opt-out survives even a power cut.
-        with relaxed_commit(connection, turn.opt_change is None), \
+        with self._writers, relaxed_commit(connection, turn.opt_change is None), \
                 connection.begin() as transaction:
             # The conversation row stays locked until commit; opted_out is as of now.
             if turn.opt_change is None:  # the context is saved unless opted out meanwhile

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import sqlite3
+import subprocess
+import sys
 import threading
+import time
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event
 
 from responder.conversation import SILENT_TEMPLATE, ConversationState, Turn
+from responder.database import WriterQueue
 from responder.matcher import Match
 from responder.replies import Reply
 from responder.store import ConversationStore, Inbound, idempotency_key
@@ -96,3 +101,41 @@ def test_sqlite_skips_the_fsync_only_for_ordinary_messages(tmp_path: Any) -> Non
     with store.engine.connect() as connection:  # the outbox, console, purge: always FULL
         assert connection.exec_driver_sql("PRAGMA synchronous").scalar() == 2
     store.close()
+
+
+def test_writers_queue_across_processes(tmp_path: Any) -> None:
+    lock = str(tmp_path / "db.sqlite3-writer.lock")
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time\n"
+         "from responder.database import WriterQueue\n"
+         f"with WriterQueue({lock!r}):\n"
+         "    print('held', flush=True)\n"
+         "    time.sleep(0.5)\n"],
+        stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parent.parent)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        started = time.monotonic()
+        with WriterQueue(lock):
+            waited = time.monotonic() - started
+        assert 0.3 < waited < 5  # queued behind the other process, woken when it let go
+    finally:
+        holder.wait(timeout=10)
+        holder.stdout.close()
+
+
+def test_a_writer_that_dies_releases_the_queue(tmp_path: Any) -> None:
+    lock = str(tmp_path / "db.sqlite3-writer.lock")
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import os\n"
+         "from responder.database import WriterQueue\n"
+         f"WriterQueue({lock!r}).__enter__()\n"
+         "os._exit(1)\n"], cwd=Path(__file__).resolve().parent.parent)
+    holder.wait(timeout=10)
+    done = threading.Event()
+
+    def write() -> None:
+        with WriterQueue(lock):
+            done.set()
+
+    threading.Thread(target=write, daemon=True).start()
+    assert done.wait(timeout=5)
