@@ -314,8 +314,9 @@ class ConversationStore:
                     raise RuntimeError("a recorded message has no reply row")
                 return stored
             text_, template = turn.reply.text, turn.reply.template_id
-            if opted_out and turn.opt_change is not False:
+            if opted_out and turn.opt_change is not False and inbound.channel == "sms":
                 # Opted out meanwhile (a STOP on another worker): send nothing, keep state.
+                # Opt-out is about texts (Twilio error 21610); a call is still answered.
                 text_, template = "", SILENT_TEMPLATE
             elif turn.opt_change is not None:
                 connection.execute(sql.save_state_and_opt_out, {

@@ -129,6 +129,10 @@ def test_an_sms_opt_out_does_not_silence_a_call(client: FlaskClient,
     root = ET.fromstring(_turn(client, 1, SpeechResult="calf cramp right now"))
     assert [e.text for e in root if e.tag == "Say"] == [_voice(responder, "cramp_now")]
     assert _sms(client, "my calves are tight", "SM2").find("Message") is None  # still opted out
+    spoken = [r for r in _messages(client) if r.direction == "out" and r.channel == "voice"]
+    anything_else = _system(responder, "voice_anything_else")
+    # Recorded as it was said: the SMS opt-out does not blank a call's reply.
+    assert [r.body for r in spoken] == [f"{_voice(responder, 'cramp_now')} {anything_else}"]
 
 
 def test_stop_on_a_call_ends_it_without_opting_out_of_sms(client: FlaskClient) -> None:
