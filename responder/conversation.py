@@ -8,12 +8,11 @@ opt_out command nothing is sent to the sender until an opt_in command.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from responder.matcher import Match
+from responder.matcher import Match, command_word
 from responder.replies import Reply, render_intent, render_system
 from responder.respond import Responder
 
@@ -25,7 +24,6 @@ CLARIFY_PREFIX = "system.clarify"
 # Template id of the (unsent, empty) reply to a sender who opted out.
 SILENT_TEMPLATE = "none.opted_out"
 
-_EDGE = re.compile(r"^[\W_]+|[\W_]+$")
 
 
 @dataclass(frozen=True)
@@ -56,11 +54,6 @@ class Turn:
     reply: Reply
     state: ConversationState
     opt_change: bool | None = None
-
-
-def command_word(text: str) -> str:
-    """Return the message as one lower-case word or phrase without edge punctuation."""
-    return " ".join(_EDGE.sub("", text.strip().casefold()).split())
 
 
 def respond(

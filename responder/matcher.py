@@ -25,6 +25,11 @@ from responder.redflags import RedFlagDetector, SignHit
 from responder.scoring import IntentScorer
 
 _EDGE_PUNCTUATION = re.compile(r"^[\W_]+|[\W_]+$")
+
+
+def command_word(text: str) -> str:
+    """Return the message as one lower-case word or phrase without edge punctuation."""
+    return " ".join(_EDGE_PUNCTUATION.sub("", text.strip().casefold()).split())
 # Function words carry no intent on their own; they still count in bigrams.
 _STOPWORDS = frozenset(
     "a an the my me i is am are was it to of and or in on at for with so do does "
@@ -80,7 +85,7 @@ class Matcher:
         scored = {
             i.id: [" ".join(base.clean(e)) for e in i.examples]
             for i in catalog.intents.values()
-            if not all(_EDGE_PUNCTUATION.sub("", e.casefold()) in i.commands for e in i.examples)
+            if not all(command_word(e) in i.commands for e in i.examples)
         }
         vocabulary = {w for texts in scored.values() for t in texts for w in t.split()}
         vocabulary |= {str(w) for w in lexicon.get("content_words", [])}
@@ -97,7 +102,7 @@ class Matcher:
 
     def command(self, text: str) -> str | None:
         """Return the intent of an exact command word ("STOP", " help! "), else None."""
-        return self._commands.get(_EDGE_PUNCTUATION.sub("", text.strip().casefold()))
+        return self._commands.get(command_word(text))
 
     def match(self, text: str) -> Match:
         """Classify one message."""
