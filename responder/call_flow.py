@@ -256,10 +256,19 @@ class CallFlow:
         return Step(said + (Speak(self.say("voice_goodbye")), HangUp()), template_id=template_id)
 
 
+HINTLESS_INTENTS = frozenset({"out_of_scope"})
+
+
 def speech_hints(catalog: Catalog) -> str:
-    """Every intent's keywords as a Gather `hints` list, within Twilio's limits."""
+    """The intents' keywords as a Gather `hints` list, within Twilio's limits.
+
+    Hints bias the recognizer towards their words, so out_of_scope's ("pizza",
+    "weather") would only pull callers' calf words away from the calf.
+    """
     seen: dict[str, str] = {}
     for intent in catalog.intents.values():
+        if intent.id in HINTLESS_INTENTS:
+            continue
         for keyword in intent.keywords:
             # Commas separate hints, so a keyword cannot contain one.
             phrase = " ".join(keyword.replace(",", " ").split())
