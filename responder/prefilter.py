@@ -2,11 +2,11 @@
 
 The lexicon and red-flag rules are a hundred-odd regular expressions, and
 running each over every message cost more than all the matching. Most rules
-need a word ("cough", "swollen", "w/") to be present before they can match, and
-a substring test for it costs a fraction of a regex scan. `required_literals`
-reads the parsed pattern and returns sets of strings: every match contains a
-member of each set, and a rule with a set wholly absent is skipped, so the result is
-exactly what running every rule would give.
+need a word ("cough", "swollen", "w/") to be present before they can match.
+`required_literals` reads the parsed pattern and returns sets of strings:
+every match contains a member of each set. One Aho-Corasick pass over the
+message finds which sets it meets, and a rule with a set wholly absent is
+skipped, so the result is exactly what running every rule would give.
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from typing import Any
+
+import ahocorasick
 
 try:  # Python 3.11+: the parser moved and the old name warns.
     from re import _constants as _c  # type: ignore[attr-defined]
@@ -70,32 +72,6 @@ def required_literals(pattern: str) -> Literals:
     return _sequence(list(_p.parse(pattern)))
 
 
-def _trie_regex(words: Iterable[str]) -> str:
-    """Build a regex that matches the longest of the words, branching by prefix.
-
-    A flat alternation of hundreds of words is tried word by word at every
-    position; a trie tests one character per level.
-    """
-    root: dict[str, Any] = {}
-    for word in words:
-        node = root
-        for ch in word:
-            node = node.setdefault(ch, {})
-        node[""] = {}
-
-    def build(node: dict[str, Any]) -> str:
-        ends = "" in node
-        branches = [re.escape(ch) + build(child) for ch, child in sorted(node.items()) if ch]
-        if not branches:
-            return ""
-        body = branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
-        if ends:
-            return "(?:" + body + ")?"
-        return body
-
-    return build(root)
-
-
 def _selective(literal: str) -> bool:
     """Long literals, or ones with a digit or punctuation, are rare enough to scan for."""
     return len(literal) >= _MIN_LITERAL or not literal.isalpha()
@@ -107,34 +83,52 @@ class LiteralScanner:
     def __init__(self, patterns: Iterable[str]) -> None:
         self._ids: dict[frozenset[str], int] = {}
         self.guards: dict[str, frozenset[int]] = {}
+        self._order: list[frozenset[int]] = []  # one entry per pattern, in order
         for pattern in patterns:
             # Sets with a short word ("x", "k") would hit almost every position
             # of the scan; they are left out (treated as always met).
             groups = [g for g in required_literals(pattern) if all(map(_selective, g))]
-            ids = {self._ids.setdefault(group, len(self._ids)) for group in groups}
-            self.guards[pattern] = frozenset(ids)
-        literals = {lit for group in self._ids for lit in group}
-        # A literal found at a position implies every literal that is its prefix.
-        self._meets = {
-            lit: frozenset(
-                i for group, i in self._ids.items()
-                if any(lit.startswith(member) for member in group)
-            )
-            for lit in literals
-        }
-        self._scan = re.compile("(?=(" + _trie_regex(literals) + "))") if literals else None
+            ids = frozenset(self._ids.setdefault(group, len(self._ids)) for group in groups)
+            self.guards[pattern] = ids
+            self._order.append(ids)
+        # One Aho-Corasick pass finds every occurrence of every literal, overlaps
+        # included; each literal carries the ids of the sets it belongs to.
+        self._automaton: Any = None
+        owners: dict[str, set[int]] = {}
+        for group, group_id in self._ids.items():
+            for literal in group:
+                owners.setdefault(literal, set()).add(group_id)
+        if owners:
+            self._automaton = ahocorasick.Automaton()
+            for literal, owner_ids in owners.items():
+                self._automaton.add_word(literal, frozenset(owner_ids))
+            self._automaton.make_automaton()
+        # Index patterns by one of their literal sets, so a text's candidates
+        # come from the sets it meets instead of a test of every pattern.
+        self._unguarded = [i for i, ids in enumerate(self._order) if not ids]
+        self._by_set: dict[int, list[int]] = {}
+        for index, ids in enumerate(self._order):
+            if ids:
+                self._by_set.setdefault(min(ids), []).append(index)
 
     def present(self, text: str) -> frozenset[int]:
         """Return the ids of the literal sets that the text meets."""
-        if self._scan is None:
+        if self._automaton is None:
             return frozenset()
-        meets = self._meets
         found: set[int] = set()
-        for match in self._scan.finditer(text):
-            lit = match.group(1)
-            if lit:
-                found |= meets[lit]
+        for _end, ids in self._automaton.iter(text):
+            found |= ids
         return frozenset(found)
+
+    def candidates(self, text: str) -> list[int]:
+        """Return, in order, the indices of the patterns whose every literal set is met."""
+        present = self.present(text)
+        order = self._order
+        found = self._unguarded + [
+            i for key in present for i in self._by_set.get(key, ()) if order[i] <= present
+        ]
+        found.sort()
+        return found
 
 
 class RuleSet:
@@ -143,32 +137,24 @@ class RuleSet:
     def __init__(self, rules: Iterable[tuple[str, str]]) -> None:
         rules = [(str(p), str(r)) for p, r in rules]
         self._scanner = LiteralScanner(p for p, _ in rules)
-        self._rules = [
-            (re.compile(p), r, self._scanner.guards[p], _searches(p)) for p, r in rules
-        ]
+        self._rules = [(re.compile(p), r) for p, r in rules]
 
     def apply(self, text: str) -> str:
         """Apply every rule in order, as plain `re.sub` calls would."""
-        present: frozenset[int] | None = self._scanner.present(text)
-        for pattern, replacement, ids, searches in self._rules:
-            # Until a rule changes the text, one scan answers for every rule;
-            # after that, each rule checks its own literals on the new text.
-            if ids <= present if present is not None else _all_found(searches, text):
-                changed = pattern.sub(replacement, text)
-                if changed != text:
-                    text, present = changed, None
+        # One scan picks the rules to run; a rule that changes the text may
+        # have made later rules possible, so the rest are picked again.
+        done = -1
+        candidates = self._scanner.candidates(text)
+        while candidates:
+            index = candidates.pop(0)
+            if index <= done:
+                continue
+            done = index
+            changed = self._rules[index][0].sub(self._rules[index][1], text)
+            if changed != text:
+                text = changed
+                candidates = self._scanner.candidates(text)
         return text
-
-
-def _searches(pattern: str) -> list[Any]:
-    return [
-        re.compile("|".join(re.escape(lit) for lit in sorted(group))).search
-        for group in required_literals(pattern)
-    ]
-
-
-def _all_found(searches: list[Any], text: str) -> bool:
-    return all(search(text) is not None for search in searches)
 
 
 class WordList:

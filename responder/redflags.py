@@ -64,8 +64,7 @@ class RedFlagDetector:
         patterns = [(sign, str(p)) for sign in rules.get("signs", []) for p in sign["patterns"]]
         self._scanner = LiteralScanner(p for _, p in patterns)
         self._signs = [
-            (str(sign["name"]), str(sign.get("scope", "systemic")), re.compile(p),
-             self._scanner.guards[p])
+            (str(sign["name"]), str(sign.get("scope", "systemic")), re.compile(p))
             for sign, p in patterns
         ]
         ctx = rules.get("context", {})
@@ -89,10 +88,8 @@ class RedFlagDetector:
         """Return every sign mention in the normalized text with its context status."""
         tokens = _Tokens(text)
         found: list[tuple[str, str, Span, str]] = []
-        present = self._scanner.present(text)
-        for name, scope, pattern, guard in self._signs:
-            if not guard <= present:
-                continue
+        for index in self._scanner.candidates(text):
+            name, scope, pattern = self._signs[index]
             for match in pattern.finditer(text):
                 span = tokens.span(match.start(), match.end())
                 found.append((name, scope, span, match.group(0)))
