@@ -163,7 +163,8 @@ class WordList:
     def __init__(self, entries: Iterable[object]) -> None:
         cleaned = {" ".join(str(e).split()) for e in entries if str(e).strip()}
         self._words = frozenset(e for e in cleaned if " " not in e)
-        self._phrases = tuple(f" {e} " for e in cleaned if " " in e)
+        phrases = sorted(re.escape(f" {e} ") for e in cleaned if " " in e)
+        self._phrases = re.compile("|".join(phrases)).search if phrases else None
 
     def found_in(self, text: str) -> bool:
         """Return True when any entry occurs in the text as whole words."""
@@ -173,4 +174,4 @@ class WordList:
         """Like found_in, for a text already split into words and padded with spaces."""
         if not self._words.isdisjoint(words):
             return True
-        return any(phrase in padded for phrase in self._phrases)
+        return self._phrases is not None and self._phrases(padded) is not None

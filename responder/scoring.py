@@ -111,14 +111,19 @@ class IntentScorer:
 
     def scores(self, text: str) -> dict[str, float]:
         """Return each intent's probability (summing to 1); empty if no feature is known."""
-        weighted = self._weigh(Counter(self.features(text)))
-        if not weighted:
+        idf, columns = self._idf, self._columns
+        counts: dict[str, int] = {}
+        for feature in self.features(text):
+            if feature in idf:
+                counts[feature] = counts.get(feature, 0) + 1
+        if not counts:
             return {}
-        rows = [self._columns[f] for f in weighted]
-        logits = np.fromiter(weighted.values(), float, len(rows)) @ self._weights[rows] + self._bias
+        values = np.array([(1.0 + math.log(c)) * idf[f] for f, c in counts.items()])
+        # The model is linear, so the TF-IDF vector's unit length is one division.
+        logits = values @ self._weights[[columns[f] for f in counts]]
+        logits = logits / math.sqrt(values @ values) + self._bias
         exps = np.exp(logits - logits.max())
-        probs = (exps / exps.sum()).tolist()
-        return dict(zip(self.intents, probs, strict=True))
+        return dict(zip(self.intents, (exps / exps.sum()).tolist(), strict=True))
 
     def known(self, text: str) -> int:
         """Count the text's features that appear in any example."""
