@@ -67,16 +67,15 @@ class Normalizer:
             text = _fold(text.translate(self._emoji).casefold())
         text = self._phrases.apply(text.lower().translate(_QUOTES))
         text = _NON_WORD.sub(" ", text)
-        words: list[str] = []
-        for token in text.split():
-            token = _REPEATS.sub(r"\1\1", token)
-            words.extend(self._abbrev.get(token, token).split())
-        return words
+        if _REPEATS.search(text):
+            text = _REPEATS.sub(r"\1\1", text)
+        abbrev = self._abbrev
+        return " ".join([abbrev.get(token, token) for token in text.split()]).split()
 
     def normalize(self, text: str) -> str:
         """Return the fully normalized text: clean, spell-corrected, speech slips fixed."""
-        words = [self._correct(w) for w in self.clean(text)]
-        joined = " ".join(w for word in words for w in self._abbrev.get(word, word).split())
+        abbrev, correct = self._abbrev, self._correct
+        joined = " ".join([abbrev.get(w, w) for w in map(correct, self.clean(text))])
         return " ".join(self._speech.apply(joined).split())
 
     def _correct(self, word: str) -> str:
