@@ -13,7 +13,6 @@ The rules around the fuzzy score, in the order they apply:
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import snowballstemmer
@@ -162,7 +161,3 @@ class Matcher:
         ranked = [(k, v / total) for k, v in ranked]
         # No known word at all: nothing to rank, so nothing clears the fallback.
         return ranked + [("out_of_scope", 0.0)] * (2 - len(ranked))
-
-    def explain(self, text: str) -> Mapping[str, float]:
-        """Return every intent's score, for debugging and the eval command."""
-        return self.scorer.scores(self.normalizer.normalize(text))

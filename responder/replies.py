@@ -65,6 +65,5 @@ def render_reply(
             "option1": catalog.intents[match.intent].label,
             "option2": catalog.intents[match.runner_up].label,
         }
-        reply = render_system(catalog, "clarify", channel, {**(variables or {}), **labels})
-        return reply
+        return render_system(catalog, "clarify", channel, {**(variables or {}), **labels})
     return render_intent(catalog, match.intent, channel, variables)

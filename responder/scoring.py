@@ -124,7 +124,3 @@ class IntentScorer:
         logits = logits / math.sqrt(values @ values) + self._bias
         exps = np.exp(logits - logits.max())
         return dict(zip(self.intents, (exps / exps.sum()).tolist(), strict=True))
-
-    def known(self, text: str) -> int:
-        """Count the text's features that appear in any example."""
-        return sum(1 for f in self.features(text) if f in self._idf)
