@@ -30,8 +30,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from responder.catalog import Catalog, load_catalog  # noqa: E402
-from responder.matcher import Matcher, english_words  # noqa: E402
+from responder.nlu.catalog import Catalog, load_catalog  # noqa: E402
+from responder.nlu.matcher import Matcher, english_words  # noqa: E402
 
 TAILS = ("pls", "thx", "!!", "??", "lol", "asap", "help", "tbh", "fyi", "x")
 

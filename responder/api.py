@@ -13,9 +13,9 @@ import yaml
 from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from responder.catalog import CHANNELS
 from responder.clinics import Clinic, ClinicDirectory, variables_for_clinic
-from responder.respond import MAX_MESSAGE_CHARS, Responder
+from responder.dialogue.respond import MAX_MESSAGE_CHARS, Responder
+from responder.nlu.catalog import CHANNELS
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 OPENAPI_FILE = Path(__file__).with_name("openapi.yaml")

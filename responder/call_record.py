@@ -1,10 +1,10 @@
 """Record each turn of a phone call in the conversation store, once per webhook. No Flask.
 
 Why not exchange.answer_and_record(): that runs the SMS conversation rules
-(responder/conversation.py), which would silence an SMS-opted-out caller, opt
+(responder/dialogue/conversation.py), which would silence an SMS-opted-out caller, opt
 a caller out of SMS for saying "stop" on a call, and read "1", "more" or "yes"
 as answers to an earlier text. A call's words are answered by the call flow
-(responder/call_flow.py); this module stores what the caller said and what
+(responder/dialogue/call_flow.py); this module stores what the caller said and what
 the line spoke, with the same dedupe keys, hashing and locking as SMS.
 """
 
@@ -13,10 +13,10 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import datetime
 
-from responder.call_flow import Heard, Step
-from responder.conversation import ConversationState, Turn
-from responder.matcher import Match
-from responder.replies import Reply
+from responder.dialogue.call_flow import Heard, Step
+from responder.dialogue.conversation import ConversationState, Turn
+from responder.dialogue.replies import Reply
+from responder.nlu.matcher import Match
 from responder.store import ConversationStore, Inbound, StoredReply, idempotency_key, utcnow
 
 CHANNEL = "voice"

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TextIO
 
-from responder.call_flow import (
+from responder.config import from_environment
+from responder.dialogue.call_flow import (
     CallFlow,
     CallState,
     Connect,
@@ -16,8 +17,7 @@ from responder.call_flow import (
     Step,
     call_rules,
 )
-from responder.config import from_environment
-from responder.respond import Responder
+from responder.dialogue.respond import Responder
 
 KEYS = frozenset("0123456789*#")
 INTRO = (

@@ -9,13 +9,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TextIO
 
-from responder.catalog import CHANNELS
 from responder.config import from_environment
+from responder.dialogue.replies import template_variables
+from responder.dialogue.respond import Responder
 from responder.errors import CalfLineError
 from responder.frontdesk_cli import FRONTDESK_COMMANDS, add_frontdesk_commands
-from responder.matcher import Thresholds
-from responder.replies import template_variables
-from responder.respond import Responder
+from responder.nlu.catalog import CHANNELS
+from responder.nlu.matcher import Thresholds
 from responder.store_cli import STORE_COMMANDS, add_store_commands
 from responder.twilio_setup import add_twilio_setup_command, cmd_twilio_setup
 
@@ -91,7 +91,7 @@ def cmd_classify(args: argparse.Namespace, stdin: TextIO, stdout: TextIO) -> int
 
 def cmd_eval(args: argparse.Namespace, stdin: TextIO, stdout: TextIO) -> int:
     """Score the matcher on a labelled TSV and print the figures."""
-    from responder.evaluation import evaluate, format_report, read_tsv
+    from responder.nlu.evaluation import evaluate, format_report, read_tsv
 
     responder = _responder()
     report = evaluate(read_tsv(Path(args.file)), lambda t: responder.matcher.match(t).intent)

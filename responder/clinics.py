@@ -22,9 +22,9 @@ import yaml
 from flask import Flask
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from responder.catalog import LONGEST_VARIABLES
 from responder.errors import ClinicDataError
 from responder.gsm import non_gsm7_chars
+from responder.nlu.catalog import LONGEST_VARIABLES
 
 __all__ = [
     "Clinic", "ClinicDirectory", "StaffUser", "clinic_for_number", "hash_api_key", "load_clinics",

@@ -27,10 +27,10 @@ from flask_wtf.csrf import CSRFError, generate_csrf, validate_csrf
 from werkzeug.wrappers import Response as BaseResponse
 from wtforms.validators import ValidationError
 
-from responder.catalog import CHANNELS
 from responder.clinics import Clinic, ClinicDirectory, variables_for_clinic
 from responder.console_queries import FLAG_INTENTS, clinic_conversation, clinic_conversations
-from responder.respond import MAX_MESSAGE_CHARS, Responder
+from responder.dialogue.respond import MAX_MESSAGE_CHARS, Responder
+from responder.nlu.catalog import CHANNELS
 
 bp = Blueprint("console", __name__, url_prefix="/console", template_folder="templates",
                static_folder="static")

@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 
-from responder.conversation import ConversationState, Turn, respond
-from responder.respond import Responder
+from responder.dialogue.conversation import ConversationState, Turn, respond
+from responder.dialogue.respond import Responder
 from responder.store import ConversationStore, Inbound, StoredReply, utcnow
 
 

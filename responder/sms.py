@@ -8,9 +8,9 @@ from flask import Blueprint, Response, current_app, g, request
 from twilio.twiml.messaging_response import MessagingResponse
 
 from responder.clinics import variables_for_number
+from responder.dialogue.respond import Responder
 from responder.escalation import queue_escalation
 from responder.exchange import answer_and_record
-from responder.respond import Responder
 from responder.security import twilio_webhook
 from responder.store import ConversationStore, Inbound, idempotency_key
 

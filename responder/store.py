@@ -43,7 +43,6 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from responder.conversation import SILENT_TEMPLATE, ConversationState, Turn
 from responder.database import (
     database_url,
     migrate,
@@ -52,9 +51,10 @@ from responder.database import (
     relaxed_commit,
     writer_queue,
 )
+from responder.dialogue.conversation import SILENT_TEMPLATE, ConversationState, Turn
+from responder.dialogue.respond import MAX_MESSAGE_CHARS, clean_text
 from responder.errors import ConfigError
 from responder.models import Conversation, Message, Meta
-from responder.respond import MAX_MESSAGE_CHARS, clean_text
 from responder.store_sql import StoreStatements
 
 if TYPE_CHECKING:

@@ -1,6 +1,6 @@
 """Twilio's voice webhooks: a call's speech or keys in, spoken TwiML out.
 
-The call flow itself lives in responder/call_flow.py; this module only reads
+The call flow itself lives in responder/dialogue/call_flow.py; this module only reads
 the request, asks the flow for the next step, records the turn (responder/call_record.py),
 queues a clinic alert for a red flag, and renders the step with `VoiceResponse`.
 
@@ -18,7 +18,9 @@ from flask import Blueprint, Response, current_app, g, request, url_for
 from flask.blueprints import BlueprintSetupState
 from twilio.twiml.voice_response import Gather, Say, VoiceResponse
 
-from responder.call_flow import (
+from responder.call_record import call_turn_inbound, escalation_inbound, record_turn
+from responder.clinics import ClinicDirectory
+from responder.dialogue.call_flow import (
     CallFlow,
     CallRules,
     CallState,
@@ -32,10 +34,8 @@ from responder.call_flow import (
     dialable,
     speech_hints,
 )
-from responder.call_record import call_turn_inbound, escalation_inbound, record_turn
-from responder.clinics import ClinicDirectory
+from responder.dialogue.respond import Responder
 from responder.escalation import queue_escalation
-from responder.respond import Responder
 from responder.security import twilio_webhook
 from responder.sms import clinic_variables, twiml
 from responder.store import ConversationStore

@@ -12,7 +12,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from responder import create_app
-from responder.respond import Responder
+from responder.dialogue.respond import Responder
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data"

@@ -10,7 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from responder.call_flow import (
+from responder.config import from_environment
+from responder.dialogue.call_flow import (
     MAX_HINT_CHARS,
     MAX_HINTS,
     MENU_DIGITS,
@@ -26,11 +27,10 @@ from responder.call_flow import (
     call_rules,
     speech_hints,
 )
-from responder.catalog import DEFAULT_VARIABLES, Intent
-from responder.config import from_environment
+from responder.dialogue.replies import render_intent, render_system
+from responder.dialogue.respond import Responder
 from responder.errors import ConfigError
-from responder.replies import render_intent, render_system
-from responder.respond import Responder
+from responder.nlu.catalog import DEFAULT_VARIABLES, Intent
 from tests.conftest import ROOT
 
 PHONE = "+15551234567"

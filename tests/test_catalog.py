@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from responder.catalog import load_catalog
 from responder.errors import IntentDataError
+from responder.nlu.catalog import load_catalog
 from tests.conftest import INTENTS
 
 

@@ -10,9 +10,9 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from responder.conversation import ConversationState, respond
-from responder.replies import render_intent, render_system
-from responder.respond import Responder
+from responder.dialogue.conversation import ConversationState, respond
+from responder.dialogue.replies import render_intent, render_system
+from responder.dialogue.respond import Responder
 from tests.conftest import DATA
 
 NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)

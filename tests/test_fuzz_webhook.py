@@ -10,8 +10,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
+from responder.dialogue.respond import MAX_MESSAGE_CHARS
 from responder.models import Conversation, Message
-from responder.respond import MAX_MESSAGE_CHARS
 
 FIELDS = ["Body", "From", "To", "MessageSid", "SmsSid", "AccountSid", "NumMedia", "MediaUrl0"]
 # Any text a form can carry (surrogates cannot be encoded, so no client could send them).

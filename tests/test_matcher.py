@@ -2,9 +2,9 @@
 
 import pytest
 
-from responder.catalog import load_catalog
-from responder.matcher import Matcher, Thresholds
-from responder.respond import Responder
+from responder.dialogue.respond import Responder
+from responder.nlu.catalog import load_catalog
+from responder.nlu.matcher import Matcher, Thresholds
 from tests.conftest import INTENTS
 
 

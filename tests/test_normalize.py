@@ -4,7 +4,7 @@ import csv
 
 import pytest
 
-from responder.respond import Responder
+from responder.dialogue.respond import Responder
 from tests.conftest import DATA
 
 

@@ -7,9 +7,9 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from responder.catalog import load_catalog
-from responder.evaluation import read_tsv
-from responder.prefilter import LiteralScanner, RuleSet, required_literals
+from responder.nlu.catalog import load_catalog
+from responder.nlu.evaluation import read_tsv
+from responder.nlu.prefilter import LiteralScanner, RuleSet, required_literals
 from tests.conftest import DATA, INTENTS
 
 LEXICON = yaml.safe_load((INTENTS / "_lexicon.yaml").read_text(encoding="utf-8"))

@@ -17,11 +17,11 @@ from flask.testing import FlaskClient
 from sqlalchemy import MetaData, text
 
 from responder import cli
-from responder.conversation import ConversationState, Turn
+from responder.dialogue.conversation import ConversationState, Turn
+from responder.dialogue.replies import Reply
 from responder.errors import ConfigError
-from responder.matcher import Match
 from responder.models import Base
-from responder.replies import Reply
+from responder.nlu.matcher import Match
 from responder.store import ConversationStore, Inbound, idempotency_key
 from tests.twilio_signing import count_messages
 

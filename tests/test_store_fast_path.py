@@ -12,10 +12,10 @@ from typing import Any
 
 from sqlalchemy import event
 
-from responder.conversation import SILENT_TEMPLATE, ConversationState, Turn
 from responder.database import WriterQueue
-from responder.matcher import Match
-from responder.replies import Reply
+from responder.dialogue.conversation import SILENT_TEMPLATE, ConversationState, Turn
+from responder.dialogue.replies import Reply
+from responder.nlu.matcher import Match
 from responder.store import ConversationStore, Inbound, idempotency_key
 from tests.databases import sqlite_url
 

@@ -4,8 +4,8 @@ import re
 
 import pytest
 
-from responder.catalog import LONGEST_VARIABLES, load_catalog
 from responder.gsm import MAX_SMS_CHARS, is_gsm7, segment_count
+from responder.nlu.catalog import LONGEST_VARIABLES, load_catalog
 from tests.conftest import INTENTS
 
 CATALOG = load_catalog(INTENTS)

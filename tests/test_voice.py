@@ -16,10 +16,10 @@ from hypothesis import strategies as st
 from twilio.request_validator import RequestValidator
 
 from responder import create_app
-from responder.call_flow import MAX_HINT_CHARS, MAX_HINTS, MENU_DIGITS
-from responder.catalog import DEFAULT_VARIABLES, load_catalog
-from responder.replies import render_intent, render_system
-from responder.respond import Responder
+from responder.dialogue.call_flow import MAX_HINT_CHARS, MAX_HINTS, MENU_DIGITS
+from responder.dialogue.replies import render_intent, render_system
+from responder.dialogue.respond import Responder
+from responder.nlu.catalog import DEFAULT_VARIABLES, load_catalog
 from tests.conftest import DATA, INTENTS
 
 PHONE = "+15551234567"

@@ -17,12 +17,12 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select, text
 
-from responder.catalog import DEFAULT_VARIABLES
 from responder.database import open_engine
+from responder.dialogue.replies import render_intent, render_system
+from responder.dialogue.respond import Responder
 from responder.escalation_models import Escalation
 from responder.models import Conversation, Message
-from responder.replies import render_intent, render_system
-from responder.respond import Responder
+from responder.nlu.catalog import DEFAULT_VARIABLES
 from responder.store import MessageRecord
 from tests.frontdesk.conftest import RIVERSIDE_NUMBER, start_webhook, write_clinics_file
 from tests.servers import gunicorn

@@ -11,7 +11,7 @@ import pytest
 from flask import Flask
 from jsonschema import Draft202012Validator
 
-from responder.respond import MAX_MESSAGE_CHARS
+from responder.dialogue.respond import MAX_MESSAGE_CHARS
 from tests.frontdesk.conftest import HILLTOP_KEY, RIVERSIDE_KEY, LiveServer, http
 
 CASES = Path(__file__).with_name("data") / "api_cases.tsv"

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from responder.prefilter import LiteralScanner, WordList
+from responder.nlu.prefilter import LiteralScanner, WordList
 
 Span = tuple[int, int]  # token indices, end exclusive
 

@@ -6,9 +6,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from responder.catalog import Catalog, load_catalog
-from responder.matcher import Match, Matcher, Thresholds
-from responder.replies import Reply, render_reply
+from responder.dialogue.replies import Reply, render_reply
+from responder.nlu.catalog import Catalog, load_catalog
+from responder.nlu.matcher import Match, Matcher, Thresholds
 
 # A message longer than Twilio's 1,600-character maximum is cut before matching
 # (twilio.com/docs/glossary/what-sms-character-limit).

@@ -15,7 +15,7 @@ from typing import Any
 
 from rapidfuzz import fuzz, process
 
-from responder.prefilter import RuleSet
+from responder.nlu.prefilter import RuleSet
 
 # Typographic quotes and accents typed as apostrophes (standard folding).
 _QUOTES = str.maketrans({"‘": "'", "’": "'", "`": "'", "´": "'", "“": '"', "”": '"'})

@@ -17,11 +17,11 @@ from dataclasses import dataclass, field
 
 import snowballstemmer
 
-from responder.catalog import CALF_INTENTS, Catalog
-from responder.normalize import Normalizer
-from responder.prefilter import WordList
-from responder.redflags import RedFlagDetector, SignHit
-from responder.scoring import IntentScorer
+from responder.nlu.catalog import CALF_INTENTS, Catalog
+from responder.nlu.normalize import Normalizer
+from responder.nlu.prefilter import WordList
+from responder.nlu.redflags import RedFlagDetector, SignHit
+from responder.nlu.scoring import IntentScorer
 
 _EDGE_PUNCTUATION = re.compile(r"^[\W_]+|[\W_]+$")
 

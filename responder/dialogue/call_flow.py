@@ -15,11 +15,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from responder.catalog import Catalog
+from responder.dialogue.replies import Reply, render_intent, render_system
+from responder.dialogue.respond import Responder
 from responder.errors import ConfigError
-from responder.matcher import Match
-from responder.replies import Reply, render_intent, render_system
-from responder.respond import Responder
+from responder.nlu.catalog import Catalog
+from responder.nlu.matcher import Match
 
 # Keypad menu (the `voice_menu` template reads it out). 0 repeats the menu itself, not
 # the last answer: the call keeps no memory of what it said, only the turn count.

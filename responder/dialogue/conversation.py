@@ -12,9 +12,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from responder.matcher import Match, command_word
-from responder.replies import Reply, render_intent, render_system
-from responder.respond import Responder
+from responder.dialogue.replies import Reply, render_intent, render_system
+from responder.dialogue.respond import Responder
+from responder.nlu.matcher import Match, command_word
 
 # Context answers: a whole message, any case, edge punctuation ignored.
 CHOICES = {"1": 0, "one": 0, "2": 1, "two": 1}

@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from responder.catalog import DEFAULT_VARIABLES, Catalog
-from responder.matcher import Match
+from responder.nlu.catalog import DEFAULT_VARIABLES, Catalog
+from responder.nlu.matcher import Match
 
 URGENT_INTENTS = frozenset({"red_flag"})
 
