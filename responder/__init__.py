@@ -16,7 +16,7 @@ from responder.logging_setup import install_request_logging
 from responder.nlu.matcher import Thresholds
 from responder.ratelimit import install_rate_limits
 from responder.security import install_security
-from responder.store import install_store
+from responder.store.conversation_store import install_store
 
 __all__ = ["CalfLineError", "ConfigError", "IntentDataError", "Responder", "create_app"]
 

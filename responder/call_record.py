@@ -17,7 +17,13 @@ from responder.dialogue.call_flow import Heard, Step
 from responder.dialogue.conversation import ConversationState, Turn
 from responder.dialogue.replies import Reply
 from responder.nlu.matcher import Match
-from responder.store import ConversationStore, Inbound, StoredReply, idempotency_key, utcnow
+from responder.store.conversation_store import (
+    ConversationStore,
+    Inbound,
+    StoredReply,
+    idempotency_key,
+    utcnow,
+)
 
 CHANNEL = "voice"
 # A call does not change SMS opt-out, so these never become the SMS "last intent".

@@ -57,7 +57,7 @@ SETTINGS: dict[str, tuple[str, Callable[[str], Any], Any]] = {
     "TWILIO_AUTH_TOKEN": ("TWILIO_AUTH_TOKEN", _str, ""),
     "PUBLIC_BASE_URL": ("CALFLINE_PUBLIC_BASE_URL", _str, ""),
     "TRUST_PROXY": ("CALFLINE_TRUST_PROXY", _int, 0),
-    # Conversation store (responder/store.py): empty URL is instance/calfline.sqlite3.
+    # Conversation store (responder/store/): empty URL is instance/calfline.sqlite3.
     "DATABASE_URL": ("DATABASE_URL", _str, ""),
     "HASH_SECRET": ("CALFLINE_HASH_SECRET", _str, ""),
     "CONTEXT_MINUTES": ("CALFLINE_CONTEXT_MINUTES", _float, 30.0),

@@ -28,9 +28,13 @@ from werkzeug.wrappers import Response as BaseResponse
 from wtforms.validators import ValidationError
 
 from responder.clinics import Clinic, ClinicDirectory, variables_for_clinic
-from responder.console_queries import FLAG_INTENTS, clinic_conversation, clinic_conversations
 from responder.dialogue.respond import MAX_MESSAGE_CHARS, Responder
 from responder.nlu.catalog import CHANNELS
+from responder.store.clinic_conversations import (
+    FLAG_INTENTS,
+    clinic_conversation,
+    clinic_conversations,
+)
 
 bp = Blueprint("console", __name__, url_prefix="/console", template_folder="templates",
                static_folder="static")

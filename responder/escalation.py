@@ -1,6 +1,6 @@
 """Tell a clinic when a patient on its number shows a red flag, without delaying the patient.
 
-The webhook route only writes an outbox row (responder/escalation_models.py)
+The webhook route only writes an outbox row (responder/store/escalation_outbox.py)
 in the store's database; a worker thread in each web process (or `calfline
 escalations`) delivers it: an SMS through Twilio's REST API and/or a signed
 POST to the clinic's webhook. Failures retry with exponential backoff; rows
@@ -30,8 +30,8 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from responder.clinics import Clinic, ClinicDirectory, clinic_for_number
-from responder.escalation_models import Escalation
-from responder.store import Inbound, StoredReply
+from responder.store.conversation_store import Inbound, StoredReply
+from responder.store.escalation_outbox import Escalation
 
 log = logging.getLogger("calfline.escalation")
 WEBHOOK_TIMEOUT_SECONDS = 10

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 
 from responder.dialogue.conversation import ConversationState, Turn, respond
 from responder.dialogue.respond import Responder
-from responder.store import ConversationStore, Inbound, StoredReply, utcnow
+from responder.store.conversation_store import ConversationStore, Inbound, StoredReply, utcnow
 
 
 def answer_and_record(

@@ -12,7 +12,7 @@ from responder.dialogue.respond import Responder
 from responder.escalation import queue_escalation
 from responder.exchange import answer_and_record
 from responder.security import twilio_webhook
-from responder.store import ConversationStore, Inbound, idempotency_key
+from responder.store.conversation_store import ConversationStore, Inbound, idempotency_key
 
 bp = Blueprint("sms", __name__)
 

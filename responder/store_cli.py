@@ -14,8 +14,8 @@ def cmd_purge(args: argparse.Namespace, stdin: TextIO, stdout: TextIO) -> int:
     """Delete messages older than DAYS; opted-out numbers stay opted out."""
     from flask import Flask
 
-    from responder.database import database_url
-    from responder.store import DEV_HASH_SECRET, ConversationStore
+    from responder.store.conversation_store import DEV_HASH_SECRET, ConversationStore
+    from responder.store.database import database_url
 
     if args.older_than < 0:
         raise ConfigError(f"--older-than {args.older_than}: must be 0 or more days")

@@ -38,7 +38,7 @@ from responder.dialogue.respond import Responder
 from responder.escalation import queue_escalation
 from responder.security import twilio_webhook
 from responder.sms import clinic_variables, twiml
-from responder.store import ConversationStore
+from responder.store.conversation_store import ConversationStore
 
 bp = Blueprint("voice", __name__)
 

@@ -25,8 +25,8 @@ from flask.testing import FlaskClient
 from twilio.request_validator import RequestValidator
 
 from responder.config import SETTINGS, from_environment
-from responder.database import open_engine
-from responder.store import ConversationStore, SenderHasher
+from responder.store.conversation_store import ConversationStore, SenderHasher
+from responder.store.database import open_engine
 from tests.conftest import ROOT
 
 DEPLOY = ROOT / "deploy"

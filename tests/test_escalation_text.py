@@ -4,7 +4,7 @@ import pytest
 
 from responder.clinics import Clinic
 from responder.escalation import sms_text
-from responder.escalation_models import Escalation
+from responder.store.escalation_outbox import Escalation
 
 
 @pytest.mark.parametrize(("channel", "verb"), [("sms", "texted"), ("voice", "called")])

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from responder.dialogue.respond import MAX_MESSAGE_CHARS
-from responder.models import Conversation, Message
+from responder.store.models import Conversation, Message
 
 FIELDS = ["Body", "From", "To", "MessageSid", "SmsSid", "AccountSid", "NumMedia", "MediaUrl0"]
 # Any text a form can carry (surrogates cannot be encoded, so no client could send them).

@@ -12,8 +12,8 @@ from collections.abc import Callable
 from flask import Flask
 from sqlalchemy import func, select
 
-from responder.database import open_engine
-from responder.models import Message
+from responder.store.database import open_engine
+from responder.store.models import Message
 from tests.servers import gunicorn
 from tests.twilio_signing import TOKEN, count_messages, sign, signed_post
 

@@ -20,9 +20,9 @@ from responder import cli
 from responder.dialogue.conversation import ConversationState, Turn
 from responder.dialogue.replies import Reply
 from responder.errors import ConfigError
-from responder.models import Base
 from responder.nlu.matcher import Match
-from responder.store import ConversationStore, Inbound, idempotency_key
+from responder.store.conversation_store import ConversationStore, Inbound, idempotency_key
+from responder.store.models import Base
 from tests.twilio_signing import count_messages
 
 PHONE = "+15557654321"

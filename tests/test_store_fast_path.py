@@ -12,11 +12,11 @@ from typing import Any
 
 from sqlalchemy import event
 
-from responder.database import WriterQueue
 from responder.dialogue.conversation import SILENT_TEMPLATE, ConversationState, Turn
 from responder.dialogue.replies import Reply
 from responder.nlu.matcher import Match
-from responder.store import ConversationStore, Inbound, idempotency_key
+from responder.store.conversation_store import ConversationStore, Inbound, idempotency_key
+from responder.store.database import WriterQueue
 from tests.databases import sqlite_url
 
 PHONE, LINE = "+15557654321", "+15550001000"
@@ -107,7 +107,7 @@ def test_writers_queue_across_processes(tmp_path: Any) -> None:
     lock = str(tmp_path / "db.sqlite3-writer.lock")
     holder = subprocess.Popen(
         [sys.executable, "-c", "import sys, time\n"
-         "from responder.database import WriterQueue\n"
+         "from responder.store.database import WriterQueue\n"
          f"with WriterQueue({lock!r}):\n"
          "    print('held', flush=True)\n"
          "    time.sleep(0.5)\n"],
@@ -127,7 +127,7 @@ def test_a_writer_that_dies_releases_the_queue(tmp_path: Any) -> None:
     lock = str(tmp_path / "db.sqlite3-writer.lock")
     holder = subprocess.Popen(
         [sys.executable, "-c", "import os\n"
-         "from responder.database import WriterQueue\n"
+         "from responder.store.database import WriterQueue\n"
          f"WriterQueue({lock!r}).__enter__()\n"
          "os._exit(1)\n"], cwd=Path(__file__).resolve().parent.parent)
     holder.wait(timeout=10)

@@ -17,13 +17,13 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select, text
 
-from responder.database import open_engine
 from responder.dialogue.replies import render_intent, render_system
 from responder.dialogue.respond import Responder
-from responder.escalation_models import Escalation
-from responder.models import Conversation, Message
 from responder.nlu.catalog import DEFAULT_VARIABLES
-from responder.store import MessageRecord
+from responder.store.conversation_store import MessageRecord
+from responder.store.database import open_engine
+from responder.store.escalation_outbox import Escalation
+from responder.store.models import Conversation, Message
 from tests.frontdesk.conftest import RIVERSIDE_NUMBER, start_webhook, write_clinics_file
 from tests.servers import gunicorn
 from tests.twilio_signing import TOKEN, count_messages, sign, signed_post

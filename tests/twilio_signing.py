@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from twilio.request_validator import RequestValidator
 from werkzeug.test import TestResponse
 
-from responder.models import Conversation, Message
+from responder.store.models import Conversation, Message
 
 TOKEN = "test-auth-token-0123456789abcdef"
 LOCAL_URL = "http://localhost/sms"  # what the Flask test client's requests look like

@@ -13,7 +13,7 @@ from datetime import datetime
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from responder.models import Conversation, Message
+from responder.store.models import Conversation, Message
 
 # The intents a clinic wants to see at a glance, in the order they are shown.
 FLAG_INTENTS = ("red_flag", "chronic_pain")

@@ -15,7 +15,7 @@ Its public API (all times are aware UTC datetimes):
 `sender` is the caller's phone number as Twilio sends it (`From`); the store
 keeps only its HMAC-SHA256 and last 4 digits. `our_number` is `To`.
 
-A webhook costs one read and one write transaction (responder/store_sql.py
+A webhook costs one read and one write transaction (responder/store/statements.py
 has the statements and why they keep a re-sent webhook to one record).
 """
 
@@ -43,7 +43,10 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from responder.database import (
+from responder.dialogue.conversation import SILENT_TEMPLATE, ConversationState, Turn
+from responder.dialogue.respond import MAX_MESSAGE_CHARS, clean_text
+from responder.errors import ConfigError
+from responder.store.database import (
     database_url,
     migrate,
     open_engine,
@@ -51,11 +54,8 @@ from responder.database import (
     relaxed_commit,
     writer_queue,
 )
-from responder.dialogue.conversation import SILENT_TEMPLATE, ConversationState, Turn
-from responder.dialogue.respond import MAX_MESSAGE_CHARS, clean_text
-from responder.errors import ConfigError
-from responder.models import Conversation, Message, Meta
-from responder.store_sql import StoreStatements
+from responder.store.models import Conversation, Message, Meta
+from responder.store.statements import StoreStatements
 
 if TYPE_CHECKING:
     from flask import Flask

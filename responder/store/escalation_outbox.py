@@ -2,7 +2,7 @@
 
 Rows live in the conversation store's database (same Base and naming), so a
 notification survives a restart. Its migration is
-responder/migrations/versions/0002_escalation_outbox.py.
+responder/store/migrations/versions/0002_escalation_outbox.py.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from datetime import datetime
 from sqlalchemy import Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from responder.models import Base, UTCDateTime
+from responder.store.models import Base, UTCDateTime
 
 
 class Escalation(Base):

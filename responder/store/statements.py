@@ -19,7 +19,7 @@ from sqlalchemy import Engine, Table, bindparam, case, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from responder.errors import ConfigError
-from responder.models import Conversation, Message
+from responder.store.models import Conversation, Message
 
 CONVERSATIONS: Table = Conversation.__table__  # type: ignore[assignment]
 MESSAGES: Table = Message.__table__  # type: ignore[assignment]

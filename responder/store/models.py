@@ -4,7 +4,7 @@ No phone number of a person is stored in clear: a sender is an HMAC-SHA256
 of the number (keyed with CALFLINE_HASH_SECRET) plus its last 4 digits. The
 `To` number is the clinic's own Twilio number, stored in clear so a clinic
 can find its conversations. Changes here need an Alembic migration in
-responder/migrations/versions/ (alembic revision --autogenerate).
+responder/store/migrations/versions/ (alembic revision --autogenerate).
 """
 
 from __future__ import annotations

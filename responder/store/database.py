@@ -1,6 +1,6 @@
 """Open the database from a URL and bring its schema up to date (Alembic, at start-up).
 
-A SQLite or PostgreSQL URL (the store needs ON CONFLICT, responder/store_sql.py);
+A SQLite or PostgreSQL URL (the store needs ON CONFLICT, responder/store/statements.py);
 the default is a SQLite file in Flask's instance folder. PostgreSQL goes
 through psycopg 3 (`postgresql+psycopg://`). Several workers may start at
 once: migrations run under a lock (an advisory lock on PostgreSQL, SQLite's

@@ -7,8 +7,8 @@ import os
 from alembic import context
 from sqlalchemy import create_engine
 
-from responder import escalation_models  # noqa: F401 - registers the outbox table
-from responder.models import Base
+from responder.store import escalation_outbox  # noqa: F401 - registers the outbox table
+from responder.store.models import Base
 
 config = context.config
 target_metadata = Base.metadata

@@ -1,0 +1,57 @@
+"""The conversation store: the database, its tables and migrations, and what is read and written.
+
+SQLAlchemy on SQLite or PostgreSQL, Alembic migrations run at start-up
+(migrations/), every message and reply with opt-outs and context
+(`ConversationStore`), the escalation outbox's table, the staff console's
+queries and retention (`ConversationStore.purge`). Builds on responder.dialogue's
+`ConversationState` and `Turn`; no Flask beyond `install_store(app)`.
+"""
+
+from responder.store.clinic_conversations import (
+    FLAG_INTENTS,
+    ConversationRow,
+    clinic_conversation,
+    clinic_conversations,
+)
+from responder.store.conversation_store import (
+    DEV_HASH_SECRET,
+    ConversationStore,
+    ConversationSummary,
+    Inbound,
+    MessageRecord,
+    PurgeCount,
+    SenderHasher,
+    StoredReply,
+    idempotency_key,
+    install_store,
+    utcnow,
+)
+from responder.store.database import database_url, migrate, open_engine
+from responder.store.escalation_outbox import Escalation
+from responder.store.models import Base, Conversation, Message, Meta
+
+__all__ = [
+    "DEV_HASH_SECRET",
+    "FLAG_INTENTS",
+    "Base",
+    "Conversation",
+    "ConversationRow",
+    "ConversationStore",
+    "ConversationSummary",
+    "Escalation",
+    "Inbound",
+    "Message",
+    "MessageRecord",
+    "Meta",
+    "PurgeCount",
+    "SenderHasher",
+    "StoredReply",
+    "clinic_conversation",
+    "clinic_conversations",
+    "database_url",
+    "idempotency_key",
+    "install_store",
+    "migrate",
+    "open_engine",
+    "utcnow",
+]
