@@ -11,7 +11,7 @@ from responder import health, sms, voice
 from responder.config import from_environment
 from responder.dialogue.respond import Responder
 from responder.errors import CalfLineError, ConfigError, IntentDataError
-from responder.frontdesk import install_frontdesk
+from responder.frontdesk.install import install_frontdesk
 from responder.logging_setup import install_request_logging
 from responder.nlu.matcher import Thresholds
 from responder.ratelimit import install_rate_limits

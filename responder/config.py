@@ -40,11 +40,11 @@ SETTINGS: dict[str, tuple[str, Callable[[str], Any], Any]] = {
     "VOICE_MAX_TURNS": ("CALFLINE_VOICE_MAX_TURNS", _int, 6),
     "VOICE_MIN_CONFIDENCE": ("CALFLINE_VOICE_MIN_CONFIDENCE", _float, 0.2),
     "ESCALATION_PHONE": ("CALFLINE_ESCALATION_PHONE", _str, ""),
-    # Clinic profiles (responder/clinics.py); empty means no clinics, neutral defaults.
+    # Clinic profiles (responder/frontdesk/clinics.py); empty means no clinics, neutral defaults.
     "CLINICS_FILE": ("CALFLINE_CLINICS_FILE", _str, ""),
     # Signs the staff console's session cookie; empty gets a dev key and a warning.
     "SECRET_KEY": ("CALFLINE_SECRET_KEY", _str, ""),
-    # Escalations (responder/escalation.py): "thread" delivers from each web process;
+    # Escalations (responder/frontdesk/escalation.py): "thread" delivers from each web process;
     # "off" leaves it to `calfline escalations`. Backoff doubles from this many seconds.
     "ESCALATION_WORKER": ("CALFLINE_ESCALATION_WORKER", _str, "thread"),
     "ESCALATION_BACKOFF": ("CALFLINE_ESCALATION_BACKOFF", _float, 5.0),

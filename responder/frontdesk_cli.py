@@ -9,7 +9,7 @@ from typing import TextIO
 
 from werkzeug.security import generate_password_hash
 
-from responder.clinics import hash_api_key, new_api_key
+from responder.frontdesk.clinics import hash_api_key, new_api_key
 
 
 def cmd_clinic_key(args: argparse.Namespace, stdin: TextIO, stdout: TextIO) -> int:
@@ -39,7 +39,7 @@ def cmd_escalations(args: argparse.Namespace, stdin: TextIO, stdout: TextIO) -> 
     import threading
 
     from responder import create_app
-    from responder.escalation import run_worker
+    from responder.frontdesk.escalation import run_worker
 
     app = create_app({"ESCALATION_WORKER": "off"})
     stdout.write("delivering clinic escalations; Ctrl-C to stop\n")

@@ -19,7 +19,6 @@ from flask.blueprints import BlueprintSetupState
 from twilio.twiml.voice_response import Gather, Say, VoiceResponse
 
 from responder.call_record import call_turn_inbound, escalation_inbound, record_turn
-from responder.clinics import ClinicDirectory
 from responder.dialogue.call_flow import (
     CallFlow,
     CallRules,
@@ -35,7 +34,8 @@ from responder.dialogue.call_flow import (
     speech_hints,
 )
 from responder.dialogue.respond import Responder
-from responder.escalation import queue_escalation
+from responder.frontdesk.clinics import ClinicDirectory
+from responder.frontdesk.escalation import queue_escalation
 from responder.security import twilio_webhook
 from responder.sms import clinic_variables, twiml
 from responder.store.conversation_store import ConversationStore

@@ -2,8 +2,8 @@
 
 import pytest
 
-from responder.clinics import Clinic
-from responder.escalation import sms_text
+from responder.frontdesk.clinics import Clinic
+from responder.frontdesk.escalation import sms_text
 from responder.store.escalation_outbox import Escalation
 
 

@@ -300,7 +300,7 @@ def test_get_is_refused(client: FlaskClient) -> None:
 def test_clinic_escalation_number_is_dialled_for_its_own_number(
     make_client: Callable[..., FlaskClient],
 ) -> None:
-    clinics = pytest.importorskip("responder.clinics")
+    clinics = pytest.importorskip("responder.frontdesk.clinics")
     client = make_client()
     client.application.extensions["calfline_clinics"] = clinics.ClinicDirectory([
         clinics.Clinic(id="north", name="North Clinic", numbers=("+15550002222",),

@@ -21,7 +21,7 @@ import pytest
 import yaml
 from werkzeug.security import generate_password_hash
 
-from responder.clinics import hash_api_key
+from responder.frontdesk.clinics import hash_api_key
 from tests.conftest import ROOT
 
 RIVERSIDE_KEY = "cl_test_riverside_0123456789abcdef"

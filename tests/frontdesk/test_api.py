@@ -1,4 +1,4 @@
-"""POST /api/v1/replies against a real server process, checked against responder/openapi.yaml."""
+"""POST /api/v1/replies against a real server, checked against responder/frontdesk/openapi.yaml."""
 
 from __future__ import annotations
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from responder.escalation import sign
+from responder.frontdesk.escalation import sign
 from tests.frontdesk.conftest import (
     HILLTOP_NUMBER,
     RIVERSIDE_NUMBER,

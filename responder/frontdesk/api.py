@@ -1,6 +1,6 @@
 """The clinic JSON API: a front desk posts a patient's question and gets the reviewed reply.
 
-Described in responder/openapi.yaml, served at /api/v1/openapi.json; a test
+Described in responder/frontdesk/openapi.yaml, served at /api/v1/openapi.json; a test
 checks real responses against that file so it stays true.
 """
 
@@ -13,8 +13,8 @@ import yaml
 from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from responder.clinics import Clinic, ClinicDirectory, variables_for_clinic
 from responder.dialogue.respond import MAX_MESSAGE_CHARS, Responder
+from responder.frontdesk.clinics import Clinic, ClinicDirectory, variables_for_clinic
 from responder.nlu.catalog import CHANNELS
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")

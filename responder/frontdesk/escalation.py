@@ -29,7 +29,7 @@ from sqlalchemy import CursorResult, Engine, or_, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from responder.clinics import Clinic, ClinicDirectory, clinic_for_number
+from responder.frontdesk.clinics import Clinic, ClinicDirectory, clinic_for_number
 from responder.store.conversation_store import Inbound, StoredReply
 from responder.store.escalation_outbox import Escalation
 

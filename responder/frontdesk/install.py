@@ -6,7 +6,7 @@ import secrets
 
 from flask import Flask
 
-from responder.clinics import load_clinics
+from responder.frontdesk.clinics import load_clinics
 
 # The console's session cookie must not be forgeable; a random per-process key is
 # safe but logs everyone out on restart and breaks with several workers.
@@ -23,12 +23,12 @@ def install_frontdesk(app: Flask) -> None:
         app.logger.warning(_DEV_KEY_WARNING)
         app.config["SECRET_KEY"] = secrets.token_hex(32)
 
-    from responder import api, console
+    from responder.frontdesk import api, console
 
     api.load_openapi(app)
     app.register_blueprint(api.bp)
     console.configure_sessions(app)
     app.register_blueprint(console.bp)
-    from responder.escalation import install_escalation
+    from responder.frontdesk.escalation import install_escalation
 
     install_escalation(app)

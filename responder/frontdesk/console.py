@@ -27,8 +27,8 @@ from flask_wtf.csrf import CSRFError, generate_csrf, validate_csrf
 from werkzeug.wrappers import Response as BaseResponse
 from wtforms.validators import ValidationError
 
-from responder.clinics import Clinic, ClinicDirectory, variables_for_clinic
 from responder.dialogue.respond import MAX_MESSAGE_CHARS, Responder
+from responder.frontdesk.clinics import Clinic, ClinicDirectory, variables_for_clinic
 from responder.nlu.catalog import CHANNELS
 from responder.store.clinic_conversations import (
     FLAG_INTENTS,
