@@ -7,15 +7,16 @@ from typing import Any
 
 from flask import Flask
 
-from responder import health, sms, voice
+from responder import health
+from responder.channels import sms, voice
+from responder.channels.ratelimit import install_rate_limits
+from responder.channels.signatures import install_security
 from responder.config import from_environment
 from responder.dialogue.respond import Responder
 from responder.errors import CalfLineError, ConfigError, IntentDataError
 from responder.frontdesk.install import install_frontdesk
 from responder.logging_setup import install_request_logging
 from responder.nlu.matcher import Thresholds
-from responder.ratelimit import install_rate_limits
-from responder.security import install_security
 from responder.store.conversation_store import install_store
 
 __all__ = ["CalfLineError", "ConfigError", "IntentDataError", "Responder", "create_app"]

@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TextIO
 
+from responder.channels.twilio_setup import add_twilio_setup_command, cmd_twilio_setup
 from responder.config import from_environment
 from responder.dialogue.replies import template_variables
 from responder.dialogue.respond import Responder
@@ -17,7 +18,6 @@ from responder.frontdesk_cli import FRONTDESK_COMMANDS, add_frontdesk_commands
 from responder.nlu.catalog import CHANNELS
 from responder.nlu.matcher import Thresholds
 from responder.store_cli import STORE_COMMANDS, add_store_commands
-from responder.twilio_setup import add_twilio_setup_command, cmd_twilio_setup
 
 
 def _responder() -> Responder:

@@ -33,7 +33,7 @@ SETTINGS: dict[str, tuple[str, Callable[[str], Any], Any]] = {
     "CLINIC_PHONE": ("CALFLINE_CLINIC_PHONE", _str, "your doctor or clinic"),
     "EMERGENCY_NUMBER": ("CALFLINE_EMERGENCY_NUMBER", _str, "911"),
     "MAX_CONTENT_LENGTH": ("CALFLINE_MAX_BODY_BYTES", _int, 64 * 1024),
-    # Voice calls (responder/voice.py, checked by call_flow.call_rules at start-up).
+    # Voice calls (responder/channels/voice.py, checked by call_flow.call_rules at start-up).
     "VOICE": ("CALFLINE_VOICE", _str, "Polly.Joanna"),
     "VOICE_LANGUAGE": ("CALFLINE_VOICE_LANGUAGE", _str, "en-US"),
     "VOICE_SPEECH_MODEL": ("CALFLINE_VOICE_SPEECH_MODEL", _str, ""),
@@ -53,7 +53,7 @@ SETTINGS: dict[str, tuple[str, Callable[[str], Any], Any]] = {
     "TWILIO_ACCOUNT_SID": ("TWILIO_ACCOUNT_SID", _str, ""),
     "TWILIO_API_URL": ("CALFLINE_TWILIO_API_URL", _str, "https://api.twilio.com"),
     "LOG_LEVEL": ("CALFLINE_LOG_LEVEL", _str, "INFO"),
-    # Webhook signatures (responder/security.py): empty token answers loopback only.
+    # Webhook signatures (responder/channels/signatures.py): empty token answers loopback only.
     "TWILIO_AUTH_TOKEN": ("TWILIO_AUTH_TOKEN", _str, ""),
     "PUBLIC_BASE_URL": ("CALFLINE_PUBLIC_BASE_URL", _str, ""),
     "TRUST_PROXY": ("CALFLINE_TRUST_PROXY", _int, 0),
@@ -61,7 +61,7 @@ SETTINGS: dict[str, tuple[str, Callable[[str], Any], Any]] = {
     "DATABASE_URL": ("DATABASE_URL", _str, ""),
     "HASH_SECRET": ("CALFLINE_HASH_SECRET", _str, ""),
     "CONTEXT_MINUTES": ("CALFLINE_CONTEXT_MINUTES", _float, 30.0),
-    # Rate limits (responder/ratelimit.py), in flask-limiter's notation.
+    # Rate limits (responder/channels/ratelimit.py), in flask-limiter's notation.
     "RATELIMIT_PER_SENDER": ("CALFLINE_RATELIMIT_PER_SENDER", _str, "30/minute"),
     "RATELIMIT_PER_IP": ("CALFLINE_RATELIMIT_PER_IP", _str, "300/minute"),
     "RATELIMIT_STORAGE_URI": ("CALFLINE_RATELIMIT_STORAGE_URI", _str, "memory://"),

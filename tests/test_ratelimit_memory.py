@@ -7,7 +7,7 @@ import time
 
 from limits import parse
 
-from responder.ratelimit import MemoryCounter
+from responder.channels.ratelimit import MemoryCounter
 
 
 def test_the_window_moves_with_each_hit() -> None:

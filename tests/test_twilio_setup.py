@@ -16,8 +16,8 @@ import pytest
 from twilio.http.http_client import TwilioHttpClient
 from twilio.http.response import Response
 
+from responder.channels.twilio_setup import TwilioSetupError, run
 from responder.cli import main
-from responder.twilio_setup import TwilioSetupError, run
 
 ACCOUNT = "AC" + "0" * 32
 TOKEN = "test-token"

@@ -336,7 +336,7 @@ def test_twilio_signed_requests_are_answered(make_client: Callable[..., FlaskCli
 
 
 def test_badly_signed_requests_are_refused(make_client: Callable[..., FlaskClient]) -> None:
-    pytest.importorskip("responder.security")
+    pytest.importorskip("responder.channels.signatures")
     client = make_client(TWILIO_AUTH_TOKEN=TOKEN)
     form = {**CALL, "SpeechResult": "my car is cramping"}
     assert _signed(client, "/voice/answer?turn=1&tries=0", form, "not-the-token") == 403

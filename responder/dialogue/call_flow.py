@@ -1,6 +1,6 @@
 """One phone call, turn by turn: what the line says next and whether it listens again.
 
-No Flask here: the web route (responder/voice.py) renders each `Step` as TwiML and
+No Flask here: the web route (responder/channels/voice.py) renders each `Step` as TwiML and
 `calfline chat --voice` prints it. All the state a call needs travels in the
 Gather action URL (`CallState`), so any worker can answer any turn, and the turn
 limit means no call path can loop forever. A step depends only on the state and

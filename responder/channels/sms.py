@@ -7,11 +7,11 @@ from datetime import timedelta
 from flask import Blueprint, Response, current_app, g, request
 from twilio.twiml.messaging_response import MessagingResponse
 
+from responder.channels.answer_and_record import answer_and_record
+from responder.channels.signatures import twilio_webhook
 from responder.dialogue.respond import Responder
-from responder.exchange import answer_and_record
 from responder.frontdesk.clinics import variables_for_number
 from responder.frontdesk.escalation import queue_escalation
-from responder.security import twilio_webhook
 from responder.store.conversation_store import ConversationStore, Inbound, idempotency_key
 
 bp = Blueprint("sms", __name__)

@@ -1,6 +1,6 @@
 """Record each turn of a phone call in the conversation store, once per webhook. No Flask.
 
-Why not exchange.answer_and_record(): that runs the SMS conversation rules
+Why not answer_and_record(): that runs the SMS conversation rules
 (responder/dialogue/conversation.py), which would silence an SMS-opted-out caller, opt
 a caller out of SMS for saying "stop" on a call, and read "1", "more" or "yes"
 as answers to an earlier text. A call's words are answered by the call flow

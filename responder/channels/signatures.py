@@ -21,8 +21,8 @@ from flask import Flask, Response, current_app, request
 from twilio.request_validator import RequestValidator
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from responder.channels.ratelimit import check_ip_limit, check_sender_limit
 from responder.errors import ConfigError
-from responder.ratelimit import check_ip_limit, check_sender_limit
 
 log = logging.getLogger("calfline.security")
 F = TypeVar("F", bound=Callable[..., Any])

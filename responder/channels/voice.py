@@ -1,7 +1,7 @@
 """Twilio's voice webhooks: a call's speech or keys in, spoken TwiML out.
 
 The call flow itself lives in responder/dialogue/call_flow.py; this module only reads
-the request, asks the flow for the next step, records the turn (responder/call_record.py),
+the request, asks the flow for the next step, records the turn (responder/channels/call_record.py),
 queues a clinic alert for a red flag, and renders the step with `VoiceResponse`.
 
 A call is not SMS: an SMS opt-out does not silence what the line says on a
@@ -18,7 +18,9 @@ from flask import Blueprint, Response, current_app, g, request, url_for
 from flask.blueprints import BlueprintSetupState
 from twilio.twiml.voice_response import Gather, Say, VoiceResponse
 
-from responder.call_record import call_turn_inbound, escalation_inbound, record_turn
+from responder.channels.call_record import call_turn_inbound, escalation_inbound, record_turn
+from responder.channels.signatures import twilio_webhook
+from responder.channels.sms import clinic_variables, twiml
 from responder.dialogue.call_flow import (
     CallFlow,
     CallRules,
@@ -36,8 +38,6 @@ from responder.dialogue.call_flow import (
 from responder.dialogue.respond import Responder
 from responder.frontdesk.clinics import ClinicDirectory
 from responder.frontdesk.escalation import queue_escalation
-from responder.security import twilio_webhook
-from responder.sms import clinic_variables, twiml
 from responder.store.conversation_store import ConversationStore
 
 bp = Blueprint("voice", __name__)
