@@ -13,7 +13,7 @@ from typing import Any
 
 from gunicorn.glogging import Logger
 
-from responder.logging_setup import redact_path
+from responder.web.logging_setup import redact_path
 
 # Where to listen. Behind nginx on the same host keep 127.0.0.1; in a
 # container use 0.0.0.0 (the Dockerfile does).

@@ -7,17 +7,17 @@ from typing import Any
 
 from flask import Flask
 
-from responder import health
 from responder.channels import sms, voice
 from responder.channels.ratelimit import install_rate_limits
 from responder.channels.signatures import install_security
-from responder.config import from_environment
 from responder.dialogue.respond import Responder
 from responder.errors import CalfLineError, ConfigError, IntentDataError
 from responder.frontdesk.install import install_frontdesk
-from responder.logging_setup import install_request_logging
 from responder.nlu.matcher import Thresholds
 from responder.store.conversation_store import install_store
+from responder.web import health
+from responder.web.config import from_environment
+from responder.web.logging_setup import install_request_logging
 
 __all__ = ["CalfLineError", "ConfigError", "IntentDataError", "Responder", "create_app"]
 

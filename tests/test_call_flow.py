@@ -10,7 +10,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from responder.config import from_environment
 from responder.dialogue.call_flow import (
     MAX_HINT_CHARS,
     MAX_HINTS,
@@ -31,6 +30,7 @@ from responder.dialogue.replies import render_intent, render_system
 from responder.dialogue.respond import Responder
 from responder.errors import ConfigError
 from responder.nlu.catalog import DEFAULT_VARIABLES, Intent
+from responder.web.config import from_environment
 from tests.conftest import ROOT
 
 PHONE = "+15551234567"

@@ -24,9 +24,9 @@ from flask import Flask
 from flask.testing import FlaskClient
 from twilio.request_validator import RequestValidator
 
-from responder.config import SETTINGS, from_environment
 from responder.store.conversation_store import ConversationStore, SenderHasher
 from responder.store.database import open_engine
+from responder.web.config import SETTINGS, from_environment
 from tests.conftest import ROOT
 
 DEPLOY = ROOT / "deploy"

@@ -14,7 +14,7 @@ from flask.testing import FlaskClient
 from responder import create_app
 from responder.dialogue.respond import Responder
 from responder.errors import ConfigError
-from responder.logging_setup import REQUEST_LOGGER, JsonFormatter, configure_logging
+from responder.web.logging_setup import REQUEST_LOGGER, JsonFormatter, configure_logging
 
 PHONE = "+15557654321"
 BODY = "my calf is cramping after parkrun secretword"

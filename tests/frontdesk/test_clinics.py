@@ -10,10 +10,10 @@ import pytest
 import yaml
 
 from responder import create_app
+from responder.cli.frontdesk import cmd_clinic_key
 from responder.dialogue.respond import Responder
 from responder.errors import ClinicDataError
 from responder.frontdesk.clinics import hash_api_key, load_clinics
-from responder.frontdesk_cli import cmd_clinic_key
 from tests.frontdesk.conftest import HILLTOP_NUMBER, RIVERSIDE_NUMBER, write_clinics_file
 
 

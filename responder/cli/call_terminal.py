@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TextIO
 
-from responder.config import from_environment
 from responder.dialogue.call_flow import (
     CallFlow,
     CallState,
@@ -18,6 +17,7 @@ from responder.dialogue.call_flow import (
     call_rules,
 )
 from responder.dialogue.respond import Responder
+from responder.web.config import from_environment
 
 KEYS = frozenset("0123456789*#")
 INTRO = (

@@ -6,8 +6,8 @@ import argparse
 from datetime import timedelta
 from typing import Any, TextIO
 
-from responder.config import from_environment
 from responder.errors import ConfigError
+from responder.web.config import from_environment
 
 
 def cmd_purge(args: argparse.Namespace, stdin: TextIO, stdout: TextIO) -> int:

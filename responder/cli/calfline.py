@@ -10,14 +10,14 @@ from pathlib import Path
 from typing import TextIO
 
 from responder.channels.twilio_setup import add_twilio_setup_command, cmd_twilio_setup
-from responder.config import from_environment
+from responder.cli.frontdesk import FRONTDESK_COMMANDS, add_frontdesk_commands
+from responder.cli.store import STORE_COMMANDS, add_store_commands
 from responder.dialogue.replies import template_variables
 from responder.dialogue.respond import Responder
 from responder.errors import CalfLineError
-from responder.frontdesk_cli import FRONTDESK_COMMANDS, add_frontdesk_commands
 from responder.nlu.catalog import CHANNELS
 from responder.nlu.matcher import Thresholds
-from responder.store_cli import STORE_COMMANDS, add_store_commands
+from responder.web.config import from_environment
 
 
 def _responder() -> Responder:
@@ -52,7 +52,7 @@ def cmd_chat(args: argparse.Namespace, stdin: TextIO, stdout: TextIO) -> int:
     responder = _responder()
     variables = _variables()
     if args.voice:  # a simulated phone call: greeting, turns, re-prompts, turn limit
-        from responder.call_terminal import play_call
+        from responder.cli.call_terminal import play_call
 
         return play_call(responder, variables, stdin, stdout)
     channel = "voice" if args.voice else "sms"

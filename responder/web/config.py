@@ -9,7 +9,7 @@ from typing import Any
 
 from responder.errors import ConfigError
 
-DEFAULT_INTENTS_DIR = Path(__file__).resolve().parent.parent / "intents"
+DEFAULT_INTENTS_DIR = Path(__file__).resolve().parents[2] / "intents"
 
 
 def _float(value: str) -> float:
