@@ -7,7 +7,6 @@ import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event
@@ -17,6 +16,7 @@ from responder.dialogue.replies import Reply
 from responder.nlu.matcher import Match
 from responder.store.conversation_store import ConversationStore, Inbound, idempotency_key
 from responder.store.database import WriterQueue
+from tests.conftest import ROOT
 from tests.databases import sqlite_url
 
 PHONE, LINE = "+15557654321", "+15550001000"
@@ -111,7 +111,7 @@ def test_writers_queue_across_processes(tmp_path: Any) -> None:
          f"with WriterQueue({lock!r}):\n"
          "    print('held', flush=True)\n"
          "    time.sleep(0.5)\n"],
-        stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parent.parent)
+        stdout=subprocess.PIPE, text=True, cwd=ROOT)
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
         started = time.monotonic()
@@ -129,7 +129,7 @@ def test_a_writer_that_dies_releases_the_queue(tmp_path: Any) -> None:
         [sys.executable, "-c", "import os\n"
          "from responder.store.database import WriterQueue\n"
          f"WriterQueue({lock!r}).__enter__()\n"
-         "os._exit(1)\n"], cwd=Path(__file__).resolve().parent.parent)
+         "os._exit(1)\n"], cwd=ROOT)
     holder.wait(timeout=10)
     done = threading.Event()
 
