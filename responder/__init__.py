@@ -13,10 +13,9 @@ from responder.channels.signatures import install_security
 from responder.dialogue.respond import Responder
 from responder.errors import CalfLineError, ConfigError, IntentDataError
 from responder.frontdesk.install import install_frontdesk
-from responder.nlu.matcher import Thresholds
 from responder.store.conversation_store import install_store
 from responder.web import health
-from responder.web.config import from_environment
+from responder.web.config import build_responder, from_environment
 from responder.web.logging_setup import install_request_logging
 
 __all__ = ["CalfLineError", "ConfigError", "IntentDataError", "Responder", "create_app"]
@@ -28,14 +27,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.config.update(from_environment())
     if config:
         app.config.update(config)
-    thresholds = Thresholds(
-        fallback=float(app.config["FALLBACK_THRESHOLD"]),
-        ambiguity=float(app.config["AMBIGUITY_MARGIN"]),
-    )
     # Tests hand in one trained responder; everyone else loads intents/ once here.
-    app.extensions["calfline"] = app.config.get("RESPONDER") or Responder.from_directory(
-        app.config["INTENTS_DIR"], thresholds
-    )
+    app.extensions["calfline"] = app.config.get("RESPONDER") or build_responder(app.config)
     install_security(app)  # signature checks on every Twilio route, proxy hops
     install_rate_limits(app)
     install_store(app)  # app.extensions["calfline_store"], migrated to the newest schema

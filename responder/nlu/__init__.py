@@ -1,4 +1,4 @@
-"""Understanding a message: the intents catalog, normalization, red flags, scoring, matching.
+"""Understanding a message: the intents catalog, normalization, sign rules, the models.
 
 Plain Python over the intents/ data: no Flask, no web request, no database.
 `Matcher.match(text)` is the entry point; `evaluate` measures it on a labelled TSV.
@@ -14,10 +14,17 @@ from responder.nlu.catalog import (
     load_catalog,
 )
 from responder.nlu.evaluation import EvalFileError, evaluate, format_report, read_tsv
-from responder.nlu.matcher import Match, Matcher, Thresholds, command_word, english_words
+from responder.nlu.matcher import (
+    Match,
+    Matcher,
+    MessageReader,
+    Thresholds,
+    command_word,
+    english_words,
+)
+from responder.nlu.model import StaleModelError, TriageModel
 from responder.nlu.normalize import Normalizer
 from responder.nlu.redflags import RedFlagDetector, SignHit
-from responder.nlu.scoring import IntentScorer
 
 __all__ = [
     "CALF_INTENTS",
@@ -27,13 +34,15 @@ __all__ = [
     "Catalog",
     "EvalFileError",
     "Intent",
-    "IntentScorer",
     "Match",
     "Matcher",
+    "MessageReader",
     "Normalizer",
     "RedFlagDetector",
     "SignHit",
+    "StaleModelError",
     "Thresholds",
+    "TriageModel",
     "command_word",
     "english_words",
     "evaluate",

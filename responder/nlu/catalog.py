@@ -16,16 +16,20 @@ from typing import Any
 import yaml
 
 from responder.errors import IntentDataError
-from responder.gsm import MAX_SMS_CHARS, non_gsm7_chars
+from responder.gsm import MAX_SMS_CHARS, SINGLE_SEGMENT, non_gsm7_chars
 
 # The public contract (../shared/intent-contract.md): every id must have a file.
 CONTRACT_INTENTS = (
     "cramp_now", "post_run_tightness", "shoe_question", "chronic_pain", "red_flag",
     "prevention", "hydration", "medication", "greeting", "help", "thanks",
-    "opt_out", "opt_in", "out_of_scope",
+    "opt_out", "opt_in", "out_of_scope", "handoff",
 )
 CALF_INTENTS = frozenset(CONTRACT_INTENTS[:8])
 CHANNELS = ("sms", "voice", "api")
+# System templates that must fit one SMS segment (160 GSM-7 characters).
+ONE_SEGMENT = frozenset({"check"})
+# Care levels, most urgent first (../shared/intent-contract.md, "Care levels").
+CARE_LEVELS = ("emergency", "urgent", "check", "soon", "self_care", "none")
 REPLY_KEYS = ("sms", "sms_more", "voice", "api")
 TEMPLATE_VARIABLES = frozenset(
     {"clinic_name", "clinic_phone", "emergency_number", "option1", "option2"}
@@ -55,6 +59,9 @@ class Intent:
     examples: tuple[str, ...]
     replies: Mapping[str, str]
     commands: frozenset[str] = frozenset()
+    care: str = "none"
+    # Replies that lead with what one care level needs (red_flag: emergency first).
+    care_replies: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -131,6 +138,9 @@ def _load_intent(path: Path) -> Intent:
     for key, text in clean.items():
         check_template(path, f"replies.{key}", text, key)
     commands = frozenset(c.lower() for c in _string_list(path, data, "commands", required=False))
+    care = data.get("care", "none")
+    if care not in CARE_LEVELS:
+        raise IntentDataError(path, "care", f"must be one of {list(CARE_LEVELS)}")
     return Intent(
         id=intent_id,
         label=label.strip(),
@@ -138,7 +148,30 @@ def _load_intent(path: Path) -> Intent:
         examples=examples,
         replies=clean,
         commands=commands,
+        care=care,
+        care_replies=_care_replies(path, data),
     )
+
+
+def _care_replies(path: Path, data: dict[str, Any]) -> dict[str, dict[str, str]]:
+    """Read `replies_by_care`: per care level, a full set of channel templates."""
+    by_care = data.get("replies_by_care") or {}
+    if not isinstance(by_care, dict):
+        raise IntentDataError(path, "replies_by_care", "must map care levels to templates")
+    loaded = {}
+    for care, replies in by_care.items():
+        name = f"replies_by_care.{care}"
+        if care not in CARE_LEVELS or not isinstance(replies, dict):
+            raise IntentDataError(path, name, f"must be one of {list(CARE_LEVELS)} with templates")
+        for key in CHANNELS:
+            if not isinstance(replies.get(key), str):
+                raise IntentDataError(path, f"{name}.{key}", "missing template")
+        for key, text in replies.items():
+            if key not in REPLY_KEYS:
+                raise IntentDataError(path, f"{name}.{key}", f"must be one of {list(REPLY_KEYS)}")
+            check_template(path, f"{name}.{key}", str(text), key)
+        loaded[str(care)] = {str(k): str(v) for k, v in replies.items()}
+    return loaded
 
 
 def _load_system(path: Path) -> dict[str, dict[str, str]]:
@@ -154,6 +187,10 @@ def _load_system(path: Path) -> dict[str, dict[str, str]]:
             raise IntentDataError(path, f"templates.{name}", "needs sms, voice and api text")
         for channel, text in channels.items():
             check_template(path, f"templates.{name}.{channel}", str(text), str(channel))
+        short = str(channels["sms"]).format_map({**LONGEST_VARIABLES})
+        if name in ONE_SEGMENT and len(short) > SINGLE_SEGMENT:
+            raise IntentDataError(path, f"templates.{name}.sms",
+                                  f"{len(short)} characters; max {SINGLE_SEGMENT} (one segment)")
         system[str(name)] = {str(k): str(v) for k, v in channels.items()}
     return system
 

@@ -1,4 +1,14 @@
-"""Measure the matcher on a labelled TSV: channel, intent, text."""
+"""Measure the matcher on a labelled TSV, beside a plain baseline fitted on the same data.
+
+The TSV has a header naming at least `channel`, `intent` and `text` (a `care`
+column may stand between them; it is not needed: a red flag is caught when
+its answer's care is emergency, urgent or check).
+Figures: accuracy overall and per channel, red flags caught, non-urgent
+messages given the urgent reply (false urgent) or a check question, per
+intent precision/recall/F1, confusions. The baseline is the one the
+developers' guide names: scikit-learn TF-IDF (word 1-2 + char_wb 2-5 grams)
++ LogisticRegression trained on the intents/ examples.
+"""
 
 from __future__ import annotations
 
@@ -10,9 +20,11 @@ from pathlib import Path
 from typing import Any
 
 from responder.errors import CalfLineError
+from responder.nlu.catalog import Catalog
 
-HEADER = ["channel", "intent", "text"]
-_HEADER_LINE = "\t".join(HEADER)
+REQUIRED = ("channel", "intent", "text")
+CAUGHT = frozenset({"emergency", "urgent", "check"})
+URGENT = frozenset({"emergency", "urgent"})
 
 
 class EvalFileError(CalfLineError):
@@ -28,19 +40,30 @@ class Example:
     text: str
 
 
+@dataclass(frozen=True)
+class Verdict:
+    """What a predictor said: the intent and the care level."""
+
+    intent: str
+    care: str
+
+
 def read_tsv(path: Path) -> list[Example]:
-    """Read a header `channel<TAB>intent<TAB>text` TSV; quotes are plain text."""
+    """Read a TSV whose header names channel, intent and text; quotes are plain text."""
     with path.open(encoding="utf-8", newline="") as handle:
         rows = list(csv.reader(handle, delimiter="\t", quoting=csv.QUOTE_NONE))
-    if not rows or [c.strip().lower() for c in rows[0]] != HEADER:
-        raise EvalFileError(f"{path}: first line must be the header {_HEADER_LINE!r}")
+    header = [c.strip().lower() for c in rows[0]] if rows else []
+    if not all(name in header for name in REQUIRED):
+        raise EvalFileError(f"{path}: the header must name the columns {list(REQUIRED)}")
+    where = {name: header.index(name) for name in REQUIRED}
     examples = []
     for number, row in enumerate(rows[1:], start=2):
         if not row:
             continue
-        if len(row) != 3:
-            raise EvalFileError(f"{path}:{number}: expected 3 tab-separated fields")
-        examples.append(Example(row[0].strip(), row[1].strip(), row[2]))
+        if len(row) != len(header):
+            raise EvalFileError(f"{path}:{number}: expected {len(header)} tab-separated fields")
+        examples.append(Example(*(row[where[n]].strip() if n != "text" else row[where[n]]
+                                  for n in REQUIRED)))
     return examples
 
 
@@ -48,12 +71,16 @@ def _f1(precision: float, recall: float) -> float:
     return 2 * precision * recall / (precision + recall) if precision + recall else 0.0
 
 
-def evaluate(examples: Iterable[Example], predict: Callable[[str], str]) -> dict[str, Any]:
-    """Return accuracy, per-intent precision/recall/F1, red_flag recall and confusions."""
-    pairs = [(e, predict(e.text)) for e in examples]
+def _ratio(hits: int, total: int) -> float:
+    return round(hits / total, 4) if total else 0.0
+
+
+def evaluate(examples: Iterable[Example], predict: Callable[[Example], Verdict]) -> dict[str, Any]:
+    """Return accuracy, red-flag and care figures, per-intent scores and confusions."""
+    pairs = [(e, predict(e)) for e in examples]
     gold = Counter(e.intent for e, _ in pairs)
-    guessed = Counter(p for _, p in pairs)
-    right = Counter(e.intent for e, p in pairs if e.intent == p)
+    guessed = Counter(v.intent for _, v in pairs)
+    right = Counter(e.intent for e, v in pairs if e.intent == v.intent)
     per_intent = {}
     for intent in sorted(set(gold) | set(guessed)):
         precision = right[intent] / guessed[intent] if guessed[intent] else 0.0
@@ -64,43 +91,84 @@ def evaluate(examples: Iterable[Example], predict: Callable[[str], str]) -> dict
         }
     channels = {}
     for channel in sorted({e.channel for e, _ in pairs}):
-        subset = [(e, p) for e, p in pairs if e.channel == channel]
-        channels[channel] = round(sum(e.intent == p for e, p in subset) / len(subset), 4)
-    confusions = Counter((e.intent, p) for e, p in pairs if e.intent != p)
-    total = len(pairs)
+        subset = [(e, v) for e, v in pairs if e.channel == channel]
+        channels[channel] = _ratio(sum(e.intent == v.intent for e, v in subset), len(subset))
+    flags = [v for e, v in pairs if e.intent == "red_flag"]
+    calm = [v for e, v in pairs if e.intent != "red_flag"]
+    confusions = Counter((e.intent, v.intent) for e, v in pairs if e.intent != v.intent)
     return {
-        "count": total,
-        "accuracy": round(sum(right.values()) / total, 4) if total else 0.0,
+        "count": len(pairs),
+        "accuracy": _ratio(sum(right.values()), len(pairs)),
         "accuracy_by_channel": channels,
-        "red_flag_recall": per_intent.get("red_flag", {}).get("recall", 1.0),
+        "red_flags": len(flags),
+        "red_flags_caught": sum(v.care in CAUGHT for v in flags),
+        "red_flags_urgent": sum(v.care in URGENT for v in flags),
+        "non_urgent": len(calm),
+        "false_urgent": sum(v.care in URGENT for v in calm),
+        "checks_asked": sum(v.care == "check" for v in calm),
+        "red_flag_recall": _ratio(sum(v.care in CAUGHT for v in flags), len(flags)) if flags
+        else 1.0,
         "per_intent": per_intent,
         "confusions": [
             {"expected": g, "predicted": p, "count": n} for (g, p), n in confusions.most_common()
         ],
         "errors": [
-            {"channel": e.channel, "expected": e.intent, "predicted": p, "text": e.text}
-            for e, p in pairs if e.intent != p
+            {"channel": e.channel, "expected": e.intent, "predicted": v.intent, "care": v.care,
+             "text": e.text}
+            for e, v in pairs if e.intent != v.intent or (e.intent != "red_flag") == (
+                v.care in CAUGHT)
         ],
     }
 
 
-def format_report(report: dict[str, Any]) -> str:
-    """Render the evaluation as a plain-text table."""
-    lines = [
-        f"messages: {report['count']}",
-        f"accuracy: {report['accuracy']:.4f}",
-        "accuracy by channel: " + ", ".join(
-            f"{c} {a:.4f}" for c, a in report["accuracy_by_channel"].items()
-        ),
-        f"red_flag recall: {report['red_flag_recall']:.4f}",
-        "",
-        f"{'intent':<20} {'precision':>9} {'recall':>7} {'f1':>7} {'support':>8}",
+def baseline_predictor(catalog: Catalog) -> Callable[[Example], Verdict]:
+    """Fit the plain TF-IDF + LogisticRegression baseline on every intents/ example."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline, make_union
+    from threadpoolctl import threadpool_limits
+
+    texts = [t for i in catalog.intents.values() for t in i.examples]
+    labels = [i.id for i in catalog.intents.values() for _ in i.examples]
+    pipeline = make_pipeline(
+        make_union(TfidfVectorizer(analyzer="word", ngram_range=(1, 2)),
+                   TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5))),
+        LogisticRegression(max_iter=2000),
+    )
+    with threadpool_limits(1):
+        pipeline.fit(texts, labels)
+
+    def predict(example: Example) -> Verdict:
+        intent = str(pipeline.predict([example.text])[0])
+        return Verdict(intent, "urgent" if intent == "red_flag" else "none")
+
+    return predict
+
+
+def summary_rows(report: dict[str, Any]) -> list[tuple[str, str]]:
+    """Return the headline figures of one report as (label, value) rows."""
+    rows = [("messages", str(report["count"])), ("accuracy", f"{report['accuracy']:.4f}")]
+    rows += [(f"accuracy {c}", f"{a:.4f}") for c, a in report["accuracy_by_channel"].items()]
+    flags, calm = report["red_flags"], report["non_urgent"]
+    return rows + [
+        ("red flags caught", f"{report['red_flags_caught']}/{flags}"),
+        ("  of them urgent", f"{report['red_flags_urgent']}/{flags}"),
+        ("false urgent", f"{report['false_urgent']}/{calm}"),
+        ("checks asked", f"{report['checks_asked']}/{calm}"),
     ]
+
+
+def format_report(report: dict[str, Any], baseline: dict[str, Any] | None = None) -> str:
+    """Render the evaluation (and the baseline's figures beside it) as plain text."""
+    ours = summary_rows(report)
+    theirs = dict(summary_rows(baseline)) if baseline else {}
+    lines = [f"{'':<20}{'calfline':>12}" + (f"{'baseline':>12}" if baseline else "")]
+    lines += [f"{label:<20}{value:>12}" + (f"{theirs.get(label, ''):>12}" if baseline else "")
+              for label, value in ours]
+    lines += ["", f"{'intent':<20} {'precision':>9} {'recall':>7} {'f1':>7} {'support':>8}"]
     for intent, m in report["per_intent"].items():
-        lines.append(
-            f"{intent:<20} {m['precision']:>9.3f} {m['recall']:>7.3f} {m['f1']:>7.3f} "
-            f"{m['support']:>8}"
-        )
+        lines.append(f"{intent:<20} {m['precision']:>9.3f} {m['recall']:>7.3f} {m['f1']:>7.3f} "
+                     f"{m['support']:>8}")
     lines += ["", "confusions (expected -> predicted: count):"]
     lines += [f"  {c['expected']} -> {c['predicted']}: {c['count']}" for c in report["confusions"]]
     return "\n".join(lines)

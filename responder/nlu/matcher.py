@@ -1,39 +1,54 @@
-"""Sort a message into one intent of the contract.
+"""Sort a message into one intent of the contract, with its care level.
 
-The rules around the fuzzy score, in the order they apply:
+In the order they apply:
 1. opt_out / opt_in / help command words are exact matches on the whole
    message, never guesses (Twilio's opt-out keywords are single words).
-2. A red-flag sign that is present wins over everything.
-3. The TF-IDF scorer ranks the rest; a message only about another body part,
-   or scoring below the fallback threshold, is out_of_scope.
-4. When the top two calf intents are within the ambiguity margin the reply
-   asks a clarifying question (Rasa's defaults: fallback 0.3, margin 0.1).
+2. The red-flag model (word and character n-grams plus the sign rules of
+   intents/_red_flags.yaml as features: sign found, negated, past,
+   hypothetical, someone else's) gives a calibrated probability. At or above
+   `urgent`, with a sign the rules found present, the message is red_flag
+   (emergency when one of those signs is an emergency sign). At or above
+   `check` otherwise, the line asks one yes/no check question: the model
+   suspects a sign that no rule names, or a rule names one the model doubts.
+   A sign marked fires_alone (chest pain, coughing blood, cannot breathe)
+   that is present is red_flag whatever the model says.
+3. The intent model ranks the other intents; the best is the answer, or the
+   best non-urgent answer behind a check question. When the top two calf
+   intents are within `ambiguity` the reply asks which one was meant.
 """
 
 from __future__ import annotations
 
+import logging
 import re
+import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
-import snowballstemmer
+import numpy as np
 
 from responder.nlu.catalog import CALF_INTENTS, Catalog
+from responder.nlu.model import (
+    RED_FLAG,
+    StaleModelError,
+    TriageModel,
+    catalog_fingerprint,
+    fit_triage_model,
+    load_model,
+    save_model,
+)
 from responder.nlu.normalize import Normalizer
-from responder.nlu.prefilter import WordList
-from responder.nlu.redflags import RedFlagDetector, SignHit
-from responder.nlu.scoring import IntentScorer
+from responder.nlu.redflags import RedFlagDetector, SignHit, sign_features
 
 _EDGE_PUNCTUATION = re.compile(r"^[\W_]+|[\W_]+$")
+_CLAUSE_WORDS = re.compile(r" [,.](?= )")  # the normalizer's clause marks, for the models
+_LOG = logging.getLogger(__name__)
+MODEL_FILE = ".model.npz"  # beside the intents it was fitted on; see model_path()
 
 
 def command_word(text: str) -> str:
     """Return the message as one lower-case word or phrase without edge punctuation."""
     return " ".join(_EDGE_PUNCTUATION.sub("", text.strip().casefold()).split())
-# Function words carry no intent on their own; they still count in bigrams.
-_STOPWORDS = frozenset(
-    "a an the my me i is am are was it to of and or in on at for with so do does "
-    "be been this that im just really very".split()
-)
 
 
 @dataclass(frozen=True)
@@ -47,16 +62,35 @@ class Match:
     runner_up: str | None = None
     runner_up_confidence: float = 0.0
     ambiguous: bool = False
-    reason: str = "score"
+    reason: str = "model"
     signs: tuple[SignHit, ...] = field(default_factory=tuple)
+    care: str = "none"
+    red_flag_probability: float = 0.0
+
+    @property
+    def check(self) -> bool:
+        """True when the line should ask the check question before answering."""
+        return self.care == "check"
+
+    @property
+    def present_signs(self) -> tuple[str, ...]:
+        """Names of the warning signs found present, for staff and the logs."""
+        return tuple(dict.fromkeys(s.name for s in self.signs if s.present))
 
 
 @dataclass(frozen=True)
 class Thresholds:
-    """Where the fuzzy score stops being trusted; both are configuration."""
+    """Where the calibrated probabilities are trusted; all are configuration.
 
-    fallback: float = 0.2
+    urgent and check were chosen on tests/data/dev*.tsv for red-flag recall
+    (README, "Matching"); fallback sends a message no intent explains well to
+    out_of_scope; ambiguity is Rasa's default margin.
+    """
+
+    fallback: float = 0.25
     ambiguity: float = 0.1
+    urgent: float = 0.7
+    check: float = 0.3
 
 
 def english_words(min_count: int = 100) -> frozenset[str]:
@@ -67,37 +101,51 @@ def english_words(min_count: int = 100) -> frozenset[str]:
     return frozenset(w for w, c in counts.items() if c >= min_count and w.isalpha())
 
 
+def model_path(catalog: Catalog) -> Path:
+    """Return the default model file: beside the intents it is fitted on."""
+    return catalog.directory / MODEL_FILE
+
+
+class MessageReader:
+    """What the models read from a message: normalized words and the sign rules' verdict."""
+
+    def __init__(self, catalog: Catalog, english: frozenset[str] | None = None) -> None:
+        base = Normalizer(catalog.lexicon, english if english is not None else english_words())
+        vocabulary = {
+            w for i in catalog.intents.values() for e in i.examples for w in base.clean(e)
+        }
+        vocabulary |= {str(w) for w in catalog.lexicon.get("content_words", [])}
+        self.normalizer = base.with_vocabulary(vocabulary)
+        self.detector = RedFlagDetector(catalog.red_flags, catalog.lexicon)
+
+    def read(self, text: str) -> tuple[str, list[SignHit]]:
+        """Return the normalized text and the signs found (clause by clause)."""
+        clauses = self.normalizer.normalize(text, clauses=True)
+        return _CLAUSE_WORDS.sub("", clauses), self.detector.find(clauses)
+
+    def featurize(self, text: str) -> tuple[str, np.ndarray]:
+        """Return the text the models read and the sign-rule features."""
+        text, hits = self.read(text)
+        return text, sign_features(hits, self.detector.sign_names)
+
+
 class Matcher:
-    """Everything precomputed once from the catalog; match() is cheap."""
+    """The message reader and the fitted models; match() is cheap."""
 
     def __init__(
         self,
         catalog: Catalog,
         thresholds: Thresholds | None = None,
         english: frozenset[str] | None = None,
+        model_file: Path | str | None = None,
     ) -> None:
         self.catalog = catalog
         self.thresholds = thresholds or Thresholds()
-        lexicon = catalog.lexicon
-        base = Normalizer(lexicon, english if english is not None else english_words())
         self._commands = catalog.commands()
-        scored = {
-            i.id: [" ".join(base.clean(e)) for e in i.examples]
-            for i in catalog.intents.values()
-            if not all(command_word(e) in i.commands for e in i.examples)
-        }
-        vocabulary = {w for texts in scored.values() for t in texts for w in t.split()}
-        vocabulary |= {str(w) for w in lexicon.get("content_words", [])}
-        self.normalizer = base.with_vocabulary(vocabulary)
-        scored = {k: [self.normalizer.normalize(t) for t in v] for k, v in scored.items()}
-        stemmer = snowballstemmer.stemmer("english")
-        self.scorer = IntentScorer(scored, stemmer.stemWord, _STOPWORDS)
-        self.detector = RedFlagDetector(catalog.red_flags, lexicon)
-        parts = lexicon.get("body_parts", {})
-        self._in_scope = WordList(parts.get("in_scope", []))
-        self._out_scope = WordList(parts.get("out_of_scope", []))
-        self._content = WordList(lexicon.get("content_words", []))
-        self._symptoms = WordList(lexicon.get("symptom_words", []))
+        self.reader = MessageReader(catalog, english)
+        self.normalizer = self.reader.normalizer
+        self.detector = self.reader.detector
+        self.model = load_or_fit(catalog, self.reader, Path(model_file or model_path(catalog)))
 
     def command(self, text: str) -> str | None:
         """Return the intent of an exact command word ("STOP", " help! "), else None."""
@@ -107,57 +155,56 @@ class Matcher:
         """Classify one message."""
         command = self.command(text)
         if command:
-            return Match(text, text.strip().casefold(), command, 1.0, reason="command")
-        normalized = self.normalizer.normalize(text)
+            care = self.catalog.intents[command].care
+            return Match(text, text.strip().casefold(), command, 1.0, reason="command", care=care)
+        normalized, hits = self.reader.read(text)
         if not normalized:
             return Match(text, normalized, "out_of_scope", 1.0, reason="empty")
-        signs = tuple(self.detector.find(normalized))
-        words = frozenset(normalized.split())
-        padded = f" {normalized} "
-        in_scope = self._in_scope.found(words, padded)
-        other_part = self._out_scope.found(words, padded)
-        symptom = self._symptoms.found(words, padded)
-        calf_symptom = symptom and in_scope and not other_part
-        ranked = self._rank(normalized, calf_symptom, self._content.found(words, padded))
-        if any(s.present for s in signs):
-            runner, runner_score = ranked[0]
-            return Match(text, normalized, "red_flag", 1.0, runner, round(runner_score, 3),
-                         reason="red_flag", signs=signs)
-        (best, score), (second, second_score) = ranked[0], ranked[1]
-        if other_part and not in_scope:
-            return Match(text, normalized, "out_of_scope", 1.0, best, round(score, 3),
-                         reason="other_body_part", signs=signs)
-        if best == "out_of_scope" and symptom and second in CALF_INTENTS:
-            # A calf symptom is in the message: answering the closest calf
-            # intent helps more than "I can only help with calves".
-            if second_score >= 0.6 * score:
-                (best, score), (second, second_score) = ranked[1], ranked[0]
-        if score < self.thresholds.fallback and not calf_symptom:
-            return Match(text, normalized, "out_of_scope", round(1.0 - score, 3), best,
-                         round(score, 3), reason="fallback", signs=signs)
+        model = self.model
+        columns, weights = model.vocabulary.transform(normalized)
+        extra = sign_features(hits, self.detector.sign_names)
+        urgency = float(model.red_flag.probabilities(columns, weights, extra)[1])
+        calm = model.intent.probabilities(columns, weights)
+        order = np.argsort(calm)[::-1]
+        best, second = (model.intent.classes[int(i)] for i in order[:2])
+        score, second_score = float(calm[order[0]]), float(calm[order[1]])
+        signs, urgency = tuple(hits), round(urgency, 4)
+        present = [h for h in hits if h.present]
+        if any(h.fires_alone for h in present) or (urgency >= self.thresholds.urgent and present):
+            emergency = any(h.care == "emergency" for h in present)
+            return Match(text, normalized, RED_FLAG, round(urgency, 3), best, round(score, 3),
+                         reason="red_flag", signs=signs,
+                         care="emergency" if emergency else "urgent",
+                         red_flag_probability=urgency)
+        if score < self.thresholds.fallback:
+            best, score = "out_of_scope", 1.0 - score
+        care = self.catalog.intents[best].care
+        if urgency >= self.thresholds.check:
+            care = "check"
         ambiguous = (
-            best in CALF_INTENTS and second in CALF_INTENTS
+            care != "check" and best in CALF_INTENTS and second in CALF_INTENTS
             and score - second_score < self.thresholds.ambiguity
         )
-        return Match(text, normalized, best, round(min(score, 1.0), 3), second,
-                     round(second_score, 3), ambiguous=ambiguous, signs=signs)
+        return Match(text, normalized, best, round(score, 3), second, round(second_score, 3),
+                     ambiguous=ambiguous, signs=signs, care=care, red_flag_probability=urgency)
 
-    def _rank(self, normalized: str, calf_symptom: bool, content: bool) -> list[tuple[str, float]]:
-        scores = self.scorer.scores(normalized)
-        # red_flag comes from the explicit sign check alone: the scorer learnt
-        # it from sign words, which the detector has already weighed in
-        # context (negated, past, someone else's).
-        scores.pop("red_flag", None)
-        if calf_symptom:
-            # A symptom of the calf, shin, Achilles or foot is what the line is
-            # for: the answer is the closest calf intent, however unsure.
-            scores.pop("out_of_scope", None)
-        if content:
-            # greeting, thanks and help mean "with nothing else".
-            for social in ("greeting", "thanks", "help"):
-                scores.pop(social, None)
-        total = sum(scores.values()) or 1.0
-        ranked = sorted(scores.items(), key=lambda kv: kv[1], reverse=True)[:2]
-        ranked = [(k, v / total) for k, v in ranked]
-        # No known word at all: nothing to rank, so nothing clears the fallback.
-        return ranked + [("out_of_scope", 0.0)] * (2 - len(ranked))
+
+def train_model(catalog: Catalog, reader: MessageReader, path: Path) -> TriageModel:
+    """Fit the model on the catalog and store it; a read-only folder only logs."""
+    started = time.perf_counter()
+    model = fit_triage_model(catalog, reader.featurize)
+    try:
+        save_model(model, path)
+    except OSError as exc:  # e.g. a read-only intents folder: fit again next start
+        _LOG.warning("model_not_saved", extra={"path": str(path), "error": str(exc)})
+    _LOG.info("model_fitted", extra={"seconds": round(time.perf_counter() - started, 2)})
+    return model
+
+
+def load_or_fit(catalog: Catalog, reader: MessageReader, path: Path) -> TriageModel:
+    """Load the model file for these intents, or fit one now and try to save it."""
+    try:
+        return load_model(path, catalog_fingerprint(catalog))
+    except StaleModelError as exc:
+        _LOG.warning("model_refit", extra={"reason": str(exc)})
+    return train_model(catalog, reader, path)

@@ -22,6 +22,13 @@ _QUOTES = str.maketrans({"‘": "'", "’": "'", "`": "'", "´": "'", "“": '"'
 _REPEATS = re.compile(r"(.)\1{2,}")
 _DOUBLES = re.compile(r"(.)\1+")
 _NON_WORD = re.compile(r"[^a-z0-9 ]+")
+_NON_WORD_OR_CLAUSE = re.compile(r"[^a-z0-9 ,.]+")
+# Clause punctuation the red-flag context needs (NegEx scope ends at a clause):
+# a sentence end (. ! ? ; or a new line) becomes " . ", a comma, colon or dash
+# between words " , "; "2.5" and "1,000" stay numbers.
+_SENTENCE_MARK = re.compile(r"[!?;\n]+|\.+(?!\d)")
+_COMMA_MARK = re.compile(r"(?<!\d),|,(?!\d)|:|\s[-\u2013\u2014]+\s")
+_MARKS = re.compile(r"(?: [,.])+")
 _CACHE_LIMIT = 50_000
 
 
@@ -58,25 +65,40 @@ class Normalizer:
         """Return a normalizer that also corrects spelling towards these words."""
         return Normalizer(self._lexicon, self._english, vocabulary)
 
-    def clean(self, text: str) -> list[str]:
-        """Normalize case, Unicode, emoji, punctuation and shorthand; no spelling fixes."""
+    def clean(self, text: str, clauses: bool = False) -> list[str]:
+        """Normalize case, Unicode, emoji, punctuation and shorthand; no spelling fixes.
+
+        With `clauses`, clause punctuation stays as a word of its own: "." ends a
+        sentence, "," a clause.
+        """
         if not text.isascii():
             text = unicodedata.normalize("NFKC", text)
             for symbol, word in self._emoji_sequences.items():
                 text = text.replace(symbol, word)
             text = _fold(text.translate(self._emoji).casefold())
         text = self._phrases.apply(text.lower().translate(_QUOTES))
-        text = _NON_WORD.sub(" ", text)
+        if clauses:
+            text = _COMMA_MARK.sub(" , ", _SENTENCE_MARK.sub(" . ", text))
+            text = _NON_WORD_OR_CLAUSE.sub(" ", text)
+        else:
+            text = _NON_WORD.sub(" ", text)
         if _REPEATS.search(text):
             text = _REPEATS.sub(r"\1\1", text)
         abbrev = self._abbrev
         return " ".join([abbrev.get(token, token) for token in text.split()]).split()
 
-    def normalize(self, text: str) -> str:
-        """Return the fully normalized text: clean, spell-corrected, speech slips fixed."""
+    def normalize(self, text: str, clauses: bool = False) -> str:
+        """Return the fully normalized text: clean, spell-corrected, speech slips fixed.
+
+        With `clauses`, boundaries stay as " . " and " , " (never first or last; a
+        run of them keeps its first).
+        """
         abbrev, correct = self._abbrev, self._correct
-        joined = " ".join([abbrev.get(w, w) for w in map(correct, self.clean(text))])
-        return " ".join(self._speech.apply(joined).split())
+        joined = " ".join([abbrev.get(w, w) for w in map(correct, self.clean(text, clauses))])
+        joined = " ".join(self._speech.apply(joined).split())
+        if clauses:
+            joined = _MARKS.sub(lambda m: m.group(0)[:2], f" {joined} ").strip(" ,.")
+        return joined
 
     def _correct(self, word: str) -> str:
         if word in self._vocab or not word.isalpha():

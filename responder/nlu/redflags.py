@@ -16,9 +16,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from responder.nlu.prefilter import LiteralScanner, WordList
 
 Span = tuple[int, int]  # token indices, end exclusive
+_CLAUSE_JOINS = re.compile(r"(?:^|(?<= )),(?= |$)|\band\b|\bor\b")
+_SENTENCE_ENDS = re.compile(r"(?:^|(?<= ))\.(?= |$)")
 
 
 @dataclass(frozen=True)
@@ -28,6 +32,8 @@ class SignHit:
     name: str
     text: str
     status: str  # present, negated, historical, hypothetical, other_person, other_body_part
+    care: str = "urgent"  # emergency or urgent, from the sign's rule in _red_flags.yaml
+    fires_alone: bool = False  # unambiguous: urgent without the classifier's vote
 
     @property
     def present(self) -> bool:
@@ -57,6 +63,26 @@ class _Tokens:
         return [self.span(m.start(), m.end()) for m in pattern.finditer(self.text)]
 
 
+STATUSES = ("present", "negated", "historical", "hypothetical", "other_person",
+            "other_body_part")
+
+
+def sign_features(hits: Iterable[SignHit], names: tuple[str, ...]) -> np.ndarray:
+    """Return the sign rules' verdict as model inputs.
+
+    One column per context status (any sign found negated, past, ...), one per
+    sign found present, and one for a present sign that fires alone.
+    """
+    vector = np.zeros(len(STATUSES) + len(names) + 1)
+    for hit in hits:
+        vector[STATUSES.index(hit.status)] = 1.0
+        if hit.present:
+            vector[len(STATUSES) + names.index(hit.name)] = 1.0
+            if hit.fires_alone:
+                vector[-1] = 1.0
+    return vector
+
+
 class RedFlagDetector:
     """Detect red-flag signs using the rules in intents/_red_flags.yaml."""
 
@@ -64,9 +90,11 @@ class RedFlagDetector:
         patterns = [(sign, str(p)) for sign in rules.get("signs", []) for p in sign["patterns"]]
         self._scanner = LiteralScanner(p for _, p in patterns)
         self._signs = [
-            (str(sign["name"]), str(sign.get("scope", "systemic")), re.compile(p))
+            (str(sign["name"]), str(sign.get("scope", "systemic")), re.compile(p),
+             str(sign.get("care", "urgent")), bool(sign.get("fires_alone", False)))
             for sign, p in patterns
         ]
+        self.sign_names = tuple(dict.fromkeys(str(s["name"]) for s in rules.get("signs", [])))
         ctx = rules.get("context", {})
         self._window = int(ctx.get("window", 5))
         self._window_after = int(ctx.get("window_after", 3))
@@ -87,23 +115,23 @@ class RedFlagDetector:
     def find(self, text: str) -> list[SignHit]:
         """Return every sign mention in the normalized text with its context status."""
         tokens = _Tokens(text)
-        found: list[tuple[str, str, Span, str]] = []
+        found: list[tuple[str, str, Span, str, str, bool]] = []
         for index in self._scanner.candidates(text):
-            name, scope, pattern = self._signs[index]
+            name, scope, pattern, care, alone = self._signs[index]
             for match in pattern.finditer(text):
                 span = tokens.span(match.start(), match.end())
-                found.append((name, scope, span, match.group(0)))
+                found.append((name, scope, span, match.group(0), care, alone))
         if not found:
             return []
-        sign_spans = [span for _, _, span, _ in found]
+        sign_spans = [span for _, _, span, _, _, _ in found]
         context = _Context(self, tokens, sign_spans)
         only_other_part = self._out_scope.found_in(text) and not self._in_scope.found_in(text)
         hits = []
-        for name, scope, span, matched in found:
+        for name, scope, span, matched, care, alone in found:
             status = context.status(span)
             if status == "present" and scope == "local" and only_other_part:
                 status = "other_body_part"
-            hits.append(SignHit(name=name, text=matched, status=status))
+            hits.append(SignHit(name, matched.strip(" ,"), status, care, alone))
         return hits
 
     def fires(self, text: str) -> bool:
@@ -124,7 +152,15 @@ class _Context:
         self.rules = rules
         self.neg_before = free(tokens.find(rules._neg_before))
         self.neg_after = free(tokens.find(rules._neg_after))
-        self.terminators = free(tokens.find(rules._terminators))
+        # A clause ends the scope (ConText's termination): a full stop (kept by
+        # the normalizer as "."), or a comma, "and", "or" or a terminator word
+        # unless a sign follows at once, as in a list: "no pain, swelling or redness".
+        sign_starts = {span[0] for span in sign_spans}
+        joins = [
+            span for span in tokens.find(_CLAUSE_JOINS) if span[1] not in sign_starts
+        ]
+        ends = tokens.find(_SENTENCE_ENDS)
+        self.terminators = free(tokens.find(rules._terminators) + joins) + ends
         self.past_before = tokens.find(rules._past_before)
         self.hypothetical = tokens.find(rules._hypothetical)
         self.past_after = tokens.find(rules._past_after)

@@ -7,7 +7,9 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from responder.dialogue.respond import Responder
 from responder.errors import ConfigError
+from responder.nlu.matcher import Thresholds
 
 DEFAULT_INTENTS_DIR = Path(__file__).resolve().parents[2] / "intents"
 
@@ -27,7 +29,13 @@ def _str(value: str) -> str:
 # name -> (environment variable, parser, default)
 SETTINGS: dict[str, tuple[str, Callable[[str], Any], Any]] = {
     "INTENTS_DIR": ("CALFLINE_INTENTS_DIR", _str, str(DEFAULT_INTENTS_DIR)),
-    "FALLBACK_THRESHOLD": ("CALFLINE_FALLBACK_THRESHOLD", _float, 0.2),
+    # The fitted model (`calfline train`); empty is intents/.model.npz beside the intents.
+    "MODEL_PATH": ("CALFLINE_MODEL_PATH", _str, ""),
+    # Matching thresholds over calibrated probabilities (responder/nlu/matcher.py, README
+    # "Matching"): red-flag probability for the urgent reply and for the check question.
+    "URGENT_THRESHOLD": ("CALFLINE_URGENT_THRESHOLD", _float, 0.6),
+    "CHECK_THRESHOLD": ("CALFLINE_CHECK_THRESHOLD", _float, 0.2),
+    "FALLBACK_THRESHOLD": ("CALFLINE_FALLBACK_THRESHOLD", _float, 0.25),
     "AMBIGUITY_MARGIN": ("CALFLINE_AMBIGUITY_MARGIN", _float, 0.1),
     "CLINIC_NAME": ("CALFLINE_CLINIC_NAME", _str, "CalfLine"),
     "CLINIC_PHONE": ("CALFLINE_CLINIC_PHONE", _str, "your doctor or clinic"),
@@ -82,3 +90,18 @@ def from_environment(environ: Mapping[str, str] | None = None) -> dict[str, Any]
         except ValueError as exc:
             raise ConfigError(f"{variable}={raw!r}: {exc}") from exc
     return config
+
+
+def build_responder(config: Mapping[str, Any]) -> Responder:
+    """Load intents/ and its fitted model with the configured thresholds."""
+    thresholds = Thresholds(
+        fallback=float(config["FALLBACK_THRESHOLD"]),
+        ambiguity=float(config["AMBIGUITY_MARGIN"]),
+        urgent=float(config["URGENT_THRESHOLD"]),
+        check=float(config["CHECK_THRESHOLD"]),
+    )
+    if not 0.0 <= thresholds.check <= thresholds.urgent <= 1.0:
+        raise ConfigError("CALFLINE_CHECK_THRESHOLD must be at most CALFLINE_URGENT_THRESHOLD, "
+                          "both between 0 and 1")
+    return Responder.from_directory(config["INTENTS_DIR"], thresholds,
+                                    config.get("MODEL_PATH") or None)

@@ -1,4 +1,4 @@
-"""Matcher rules: exact commands, thresholds, ambiguity, body parts."""
+"""Matcher rules: exact commands, care levels, thresholds, the check band, ambiguity."""
 
 import pytest
 
@@ -63,18 +63,60 @@ def test_confidence_and_runner_up(responder: Responder) -> None:
 
 
 def test_fallback_threshold_is_configuration(responder: Responder) -> None:
-    strict = Matcher(responder.catalog, Thresholds(fallback=0.999, ambiguity=0.1))
+    strict = Matcher(responder.catalog, Thresholds(fallback=1.01))
     assert strict.match("which running shoes should i buy").intent == "out_of_scope"
     assert responder.matcher.match("which running shoes should i buy").intent == "shoe_question"
 
 
-def test_calf_symptom_never_falls_back(responder: Responder) -> None:
-    strict = Matcher(responder.catalog, Thresholds(fallback=0.999, ambiguity=0.1))
-    assert strict.match("my calves feel kind of tight").intent != "out_of_scope"
+@pytest.mark.parametrize(
+    ("text", "care"),
+    [
+        ("calf cramping mid run what do i do", "self_care"),
+        ("could my new shoes be making my calves tight", "self_care"),
+        ("calves tight for 2 months even on rest days", "soon"),
+        ("hey there", "none"),
+        ("STOP", "none"),
+        ("my calf is swollen red and hot after a long flight", "urgent"),
+        ("i have chest pain and my calf is sore", "emergency"),
+        ("my pee is dark like cola after the marathon", "emergency"),
+    ],
+)
+def test_every_answer_carries_its_care_level(responder: Responder, text: str, care: str) -> None:
+    assert responder.matcher.match(text).care == care
+
+
+def test_urgent_and_check_thresholds_are_configuration(responder: Responder) -> None:
+    catalog = responder.catalog
+    text = "my calf is swollen and hot"
+    assert responder.matcher.match(text).intent == "red_flag"
+    # Nothing is urgent enough: the same message gets the check question instead.
+    cautious = Matcher(catalog, Thresholds(urgent=1.01, check=0.0))
+    checked = cautious.match(text)
+    assert (checked.care, checked.check) == ("check", True)
+    assert checked.intent not in {"red_flag", "opt_out", "opt_in"}
+    # With no band at all, a mild message is neither urgent nor checked.
+    relaxed = Matcher(catalog, Thresholds(urgent=1.01, check=1.01))
+    assert relaxed.match("calves tight after my run").care == "self_care"
+
+
+def test_unambiguous_signs_fire_whatever_the_model_says(responder: Responder) -> None:
+    deaf = Matcher(responder.catalog, Thresholds(urgent=1.01, check=1.01))
+    for text in ("chest pain", "i cant breathe", "coughing up blood and my calf hurts"):
+        match = deaf.match(text)
+        assert (match.intent, match.care) == ("red_flag", "emergency"), text
+    assert deaf.match("no chest pain, calf just tight").intent != "red_flag"
+
+
+def test_urgent_needs_a_sign_the_rules_can_name(responder: Responder) -> None:
+    eager = Matcher(responder.catalog, Thresholds(urgent=0.0, check=0.0))
+    unnamed = eager.match("calves tight after my run")
+    assert (unnamed.care, unnamed.present_signs) == ("check", ())
+    named = eager.match("my calf is swollen")
+    assert named.care == "urgent" and "swelling" in named.present_signs
 
 
 def test_ambiguity_margin_is_configuration(responder: Responder) -> None:
-    always = Matcher(responder.catalog, Thresholds(fallback=0.0, ambiguity=1.0))
+    always = Matcher(responder.catalog, Thresholds(fallback=0.0, ambiguity=1.01))
     never = Matcher(responder.catalog, Thresholds(fallback=0.0, ambiguity=0.0))
     text = "calf cramps and tightness after my run"
     assert always.match(text).ambiguous
@@ -83,7 +125,8 @@ def test_ambiguity_margin_is_configuration(responder: Responder) -> None:
 
 def test_catalog_loads_every_contract_intent() -> None:
     catalog = load_catalog(INTENTS)
-    assert len(catalog.intents) >= 14
+    assert len(catalog.intents) >= 15
     for intent in ("cramp_now", "post_run_tightness", "shoe_question", "chronic_pain",
                    "red_flag", "prevention", "hydration", "medication"):
-        assert len(set(catalog.intents[intent].examples)) >= 30
+        assert len(set(catalog.intents[intent].examples)) >= 150
+    assert len(set(catalog.intents["red_flag"].examples)) >= 300

@@ -5,6 +5,7 @@ import csv
 import pytest
 
 from responder.dialogue.respond import Responder
+from responder.nlu.evaluation import CAUGHT, URGENT
 from tests.conftest import DATA
 
 
@@ -15,8 +16,12 @@ def _cases() -> list[tuple[str, str]]:
 
 @pytest.mark.parametrize(("expected", "text"), _cases())
 def test_red_flag_detection(responder: Responder, expected: str, text: str) -> None:
+    """A sign is caught (the urgent reply or the check question); a non-sign is never urgent."""
     match = responder.matcher.match(text)
-    assert (match.intent == "red_flag") == (expected == "fire"), match
+    if expected == "fire":
+        assert match.care in CAUGHT, match
+    else:
+        assert match.care not in URGENT, match
 
 
 @pytest.mark.parametrize(
@@ -31,8 +36,24 @@ def test_red_flag_detection(responder: Responder, expected: str, text: str) -> N
     ],
 )
 def test_context_status(responder: Responder, text: str, status: str) -> None:
-    hits = responder.matcher.detector.find(responder.matcher.normalizer.normalize(text))
+    _, hits = responder.matcher.reader.read(text)
     assert status in {h.status for h in hits}
+
+
+@pytest.mark.parametrize(
+    ("text", "status"),
+    [
+        ("it is not easing, and it is swollen", "present"),
+        ("not sore. swollen though", "present"),
+        ("no pain, swelling or redness", "negated"),
+        ("no swelling and no redness", "negated"),
+        ("it isnt getting better and now its red and hot", "present"),
+    ],
+)
+def test_negation_ends_at_the_clause(responder: Responder, text: str, status: str) -> None:
+    """NegEx scope stops at a comma, full stop or "and", unless a list of signs follows."""
+    _, hits = responder.matcher.reader.read(text)
+    assert hits and {h.status for h in hits} == {status}, hits
 
 
 def test_red_flag_wins_over_other_intents(responder: Responder) -> None:
