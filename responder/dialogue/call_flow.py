@@ -31,6 +31,14 @@ MENU_DIGITS: Mapping[str, str] = {
 }
 REPEAT_DIGIT = "0"
 CONNECT_DIGIT = "1"
+# The check question's answers: a whole reply, or key 1 (yes) / 2 (no).
+CHECK_KEYS = {"1": True, "2": False}
+_CHECK_YES = re.compile(r"^(?:yes|yeah|yep|yup|yes it is|i do|yes i do|i think so)$")
+_CHECK_NO = re.compile(r"^(?:no|nope|nah|no it is not|no it isn t|i don t|none|none of those)$")
+# What a check may stand before: the calf and social intents, never a command.
+CHECKABLE = frozenset({"cramp_now", "post_run_tightness", "shoe_question", "chronic_pain",
+                       "prevention", "hydration", "medication", "greeting", "help", "thanks",
+                       "out_of_scope", "handoff"})
 # Intents after which the call ends: the caller said goodbye or asked to stop.
 ENDING_INTENTS = frozenset({"thanks", "opt_out"})
 # One re-prompt, then the keypad menu, then goodbye.
@@ -64,12 +72,15 @@ class CallState:
     turn: int = 1
     tries: int = 0
     offer: bool = False
+    check: str = ""  # asked the check question; the intent to answer on "no"
 
-    def query(self) -> dict[str, int]:
+    def query(self) -> dict[str, int | str]:
         """Return the query-string fields for the next action URL."""
-        fields = {"turn": self.turn, "tries": self.tries}
+        fields: dict[str, int | str] = {"turn": self.turn, "tries": self.tries}
         if self.offer:
             fields["offer"] = 1
+        if self.check:
+            fields["check"] = self.check
         return fields
 
     @classmethod
@@ -78,7 +89,8 @@ class CallState:
         # One turn past the limit exists only to answer a last-turn connect offer.
         turn = min(max(_to_int(args.get("turn"), 1), 1), rules.max_turns + 1)
         tries = min(max(_to_int(args.get("tries"), 0), 0), MAX_UNHEARD)
-        return cls(turn, tries, args.get("offer") == "1")
+        check = args.get("check") or ""
+        return cls(turn, tries, args.get("offer") == "1", check if check in CHECKABLE else "")
 
 
 @dataclass(frozen=True)
@@ -186,6 +198,9 @@ class CallFlow:
             ), template_id=_system_id("voice_connecting"))
         if state.offer and phone and _declines(heard):
             return self._prompt(state, "voice_anything_else", tries=0)
+        answered = _check_answer(heard) if state.check else None
+        if answered is not None:
+            return self._answer_check(state, heard, answered)
         key = heard.key
         if key == REPEAT_DIGIT:
             return self._prompt(state, "voice_menu", tries=0)
@@ -197,10 +212,24 @@ class CallFlow:
         if heard.speech:
             answer = self.responder.answer(heard.speech, "voice", self.variables)
             unsure = heard.confidence is not None and heard.confidence < self.rules.min_confidence
-            # A red flag is answered even when the recognizer is unsure: when in doubt, warn.
-            if not unsure or answer.reply.urgent:
+            # A red flag (or its check question) is answered even when the recognizer is
+            # unsure: when in doubt, warn.
+            if not unsure or answer.reply.urgent or answer.match.check:
                 return self._reply(state, answer.reply, answer.match)
         return self._unheard(state)
+
+    def _answer_check(self, state: CallState, heard: Heard, yes: bool) -> Step:
+        """YES to the check question is a red flag (alert too); NO answers what they asked."""
+        said = heard.digits or heard.speech
+        if yes:
+            match = Match(said, said, "red_flag", 1.0, reason="check_yes", care="urgent")
+            reply = render_intent(self.catalog, "red_flag", "voice", self.variables,
+                                  care="urgent")
+        else:
+            care = self.catalog.intents[state.check].care
+            match = Match(said, said, state.check, 1.0, reason="check_no", care=care)
+            reply = render_intent(self.catalog, state.check, "voice", self.variables)
+        return self._reply(replace(state, check=""), reply, match)
 
     def _reply(self, state: CallState, reply: Reply, match: Match | None = None) -> Step:
         intent = reply.template_id.split(".")[0]
@@ -209,14 +238,16 @@ class CallFlow:
             closing = () if said else (Speak(self.say("voice_goodbye")),)
             return Step(said + closing + (HangUp(),), match, reply.template_id)
         offer = reply.urgent and bool(self.rules.escalation_phone)
+        check = match.intent if match and match.check else ""
         if offer:
             prompt: str | None = self.say("voice_connect_offer")
-        elif reply.template_id.startswith("system.clarify"):
-            prompt = None  # the clarifying question is the prompt
+        elif check or reply.template_id.startswith("system.clarify"):
+            prompt = None  # the question is the prompt
         else:
             prompt = self.say("voice_anything_else")
-        # A red flag on the last turn still gets its connect offer: one turn more, once.
-        step = self._listen(state, said, prompt, tries=0, offer=offer, extra_turn=offer)
+        # A red flag (or a check question) on the last turn still gets its answer turn, once.
+        step = self._listen(state, said, prompt, tries=0, offer=offer,
+                            extra_turn=offer or bool(check), check=check)
         return replace(step, match=match, template_id=reply.template_id)
 
     def _unheard(self, state: CallState) -> Step:
@@ -242,13 +273,14 @@ class CallFlow:
         tries: int,
         offer: bool = False,
         extra_turn: bool = False,
+        check: str = "",
     ) -> Step:
         # Turn max_turns + 1 (reached only through extra_turn) always ends the call.
         last = self.rules.max_turns + (1 if extra_turn else 0)
         if state.turn >= last:
             return self._goodbye(said)
         offer = offer and bool(self.rules.escalation_phone)
-        return Step(said + (Listen(prompt, CallState(state.turn + 1, tries, offer)),))
+        return Step(said + (Listen(prompt, CallState(state.turn + 1, tries, offer, check)),))
 
     def _goodbye(self, said: tuple[Action, ...]) -> Step:
         """Say goodbye and hang up; a step that only says goodbye is named for it."""
@@ -308,6 +340,16 @@ def _wants_connection(heard: Heard) -> bool:
     if heard.key:
         return heard.key == CONNECT_DIGIT
     return bool(_CONNECT_WORDS.search(_words(heard.speech)))
+
+
+def _check_answer(heard: Heard) -> bool | None:
+    """Return True for yes (or key 1), False for no (or key 2), None for anything else."""
+    if heard.key:
+        return CHECK_KEYS.get(heard.key)
+    words = _words(heard.speech)
+    if _CHECK_YES.match(words):
+        return True
+    return False if _CHECK_NO.match(words) else None
 
 
 def _declines(heard: Heard) -> bool:

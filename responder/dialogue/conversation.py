@@ -1,4 +1,6 @@
-"""Short-term conversation context: opt-out, "1"/"2", "more" and "yes". No Flask here.
+"""Short-term conversation context: opt-out, the check question, "1"/"2", "more", "yes".
+
+No Flask here.
 
 The store keeps a ConversationState per (sender, our number); respond() reads
 it with the new message and returns the reply and the state to save. Opt-out
@@ -21,6 +23,11 @@ CHOICES = {"1": 0, "one": 0, "2": 1, "two": 1}
 MORE = "more"
 YES = "yes"
 CLARIFY_PREFIX = "system.clarify"
+CHECK_PREFIX = "system.check"
+# Answers to the check question (a whole message). Anything else is a new message.
+CHECK_YES = frozenset({"yes", "y", "yeah", "yep", "yup", "ya", "yes it is", "i do", "1"})
+CHECK_NO = frozenset({"no", "n", "nope", "nah", "no it is not", "no it isnt", "i do not",
+                      "i dont", "none", "none of those", "2"})
 # Template id of the (unsent, empty) reply to a sender who opted out.
 SILENT_TEMPLATE = "none.opted_out"
 
@@ -34,6 +41,7 @@ class ConversationState:
     last_intent: str | None = None
     clarify: tuple[str, str] | None = None
     context_at: datetime | None = None
+    check: str | None = None  # asked the check question; the answer if they say NO
 
     def without_context(self) -> ConversationState:
         """Forget the last intent and pending question; keep the opt-out."""
@@ -77,6 +85,8 @@ def respond(
         return Turn(match, answer.reply, ConversationState(opted_out=True), opt_change=True)
 
     catalog = responder.catalog
+    if state.check and (word in CHECK_YES or word in CHECK_NO):
+        return answer_check(responder, text, channel, variables, state.check, now)
     reply = answer.reply
     if match.intent == "opt_in" and word == YES:
         # Not opted out, so YES answers us: after a red-flag reply keep the urgent advice.
@@ -92,9 +102,32 @@ def respond(
         else:
             return Turn(match, render_system(catalog, "more_unavailable", channel, variables),
                         replace(state, context_at=now))
+    elif match.check:
+        return Turn(match, reply, ConversationState(check=match.intent, context_at=now))
     elif reply.template_id.startswith(CLARIFY_PREFIX) and match.runner_up:
         pending = (match.intent, match.runner_up)
         return Turn(match, reply, ConversationState(clarify=pending, context_at=now))
     else:
         chosen = match.intent
     return Turn(match, reply, ConversationState(last_intent=chosen, context_at=now))
+
+
+def answer_check(
+    responder: Responder,
+    text: str,
+    channel: str,
+    variables: Mapping[str, str] | None,
+    pending: str,
+    now: datetime,
+) -> Turn:
+    """Answer YES or NO to the check question: the urgent reply, or what they asked."""
+    word = command_word(text)
+    if word in CHECK_YES:
+        # The sender confirmed a warning sign: a red flag like any other (clinic alert too).
+        match = Match(text, word, "red_flag", 1.0, reason="check_yes", care="urgent")
+        reply = render_intent(responder.catalog, "red_flag", channel, variables, care="urgent")
+        return Turn(match, reply, ConversationState(last_intent="red_flag", context_at=now))
+    care = responder.catalog.intents[pending].care
+    match = Match(text, word, pending, 1.0, reason="check_no", care=care)
+    reply = render_intent(responder.catalog, pending, channel, variables)
+    return Turn(match, reply, ConversationState(last_intent=pending, context_at=now))

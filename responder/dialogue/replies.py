@@ -13,6 +13,7 @@ from responder.nlu.catalog import DEFAULT_VARIABLES, Catalog
 from responder.nlu.matcher import Match
 
 URGENT_INTENTS = frozenset({"red_flag"})
+CHECK_TEMPLATE = "check"  # intents/_system.yaml: the yes/no question about warning signs
 
 
 @dataclass(frozen=True)
@@ -45,12 +46,19 @@ def render_intent(
     channel: str,
     variables: Mapping[str, str] | None = None,
     more: bool = False,
+    care: str | None = None,
 ) -> Reply:
-    """Fill an intent's template for a channel; `more` picks the longer SMS follow-up."""
-    replies = catalog.intents[intent_id].replies
+    """Fill an intent's template for a channel; `more` picks the longer SMS follow-up.
+
+    An intent may lead differently per care level (red_flag: emergency first,
+    or same-day care first); without such templates the intent's own apply.
+    """
+    intent = catalog.intents[intent_id]
+    replies = intent.care_replies.get(care or "", intent.replies)
+    prefix = f"{intent_id}.{care}" if replies is not intent.replies else intent_id
     key = "sms_more" if more and channel == "sms" and "sms_more" in replies else channel
     text = replies[key].format_map(template_variables(variables))
-    return Reply(text, f"{intent_id}.{key}", urgent=intent_id in URGENT_INTENTS)
+    return Reply(text, f"{prefix}.{key}", urgent=intent_id in URGENT_INTENTS)
 
 
 def render_reply(
@@ -59,11 +67,34 @@ def render_reply(
     channel: str,
     variables: Mapping[str, str] | None = None,
 ) -> Reply:
-    """Return the reply for a match; a close call asks a clarifying question."""
+    """Return the reply for a match; a possible sign asks the check question first,
+    and a close call between two calf intents asks which one was meant."""
+    if match.check:
+        return render_system(catalog, CHECK_TEMPLATE, channel, variables)
     if match.ambiguous and match.runner_up:
         labels = {
             "option1": catalog.intents[match.intent].label,
             "option2": catalog.intents[match.runner_up].label,
         }
         return render_system(catalog, "clarify", channel, {**(variables or {}), **labels})
-    return render_intent(catalog, match.intent, channel, variables)
+    return render_intent(catalog, match.intent, channel, variables, care=match.care)
+
+
+@dataclass(frozen=True)
+class CheckReplies:
+    """For staff who ask the check question themselves: what to say either way."""
+
+    question: str
+    if_yes: str
+    if_no: str
+
+
+def check_replies(
+    catalog: Catalog, match: Match, channel: str, variables: Mapping[str, str] | None = None
+) -> CheckReplies:
+    """Return the check question, the urgent reply for YES and the answer for NO."""
+    return CheckReplies(
+        question=render_system(catalog, CHECK_TEMPLATE, channel, variables).text,
+        if_yes=render_intent(catalog, "red_flag", channel, variables, care="urgent").text,
+        if_no=render_intent(catalog, match.intent, channel, variables).text,
+    )

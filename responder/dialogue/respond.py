@@ -26,16 +26,24 @@ class Answer:
 class Responder:
     """Load the intents once; answer many messages on any channel."""
 
-    def __init__(self, catalog: Catalog, thresholds: Thresholds | None = None) -> None:
+    def __init__(
+        self,
+        catalog: Catalog,
+        thresholds: Thresholds | None = None,
+        model_file: Path | str | None = None,
+    ) -> None:
         self.catalog = catalog
-        self.matcher = Matcher(catalog, thresholds)
+        self.matcher = Matcher(catalog, thresholds, model_file=model_file)
 
     @classmethod
     def from_directory(
-        cls, directory: Path | str, thresholds: Thresholds | None = None
+        cls,
+        directory: Path | str,
+        thresholds: Thresholds | None = None,
+        model_file: Path | str | None = None,
     ) -> Responder:
-        """Build a responder from an intents folder (validated on load)."""
-        return cls(load_catalog(directory), thresholds)
+        """Build a responder from an intents folder (validated on load) and its model file."""
+        return cls(load_catalog(directory), thresholds, model_file)
 
     def answer(
         self, text: str, channel: str = "sms", variables: Mapping[str, str] | None = None

@@ -13,6 +13,7 @@ import yaml
 from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
+from responder.dialogue.replies import check_replies, render_intent
 from responder.dialogue.respond import MAX_MESSAGE_CHARS, Responder
 from responder.frontdesk.clinics import Clinic, ClinicDirectory, variables_for_clinic
 from responder.nlu.catalog import CHANNELS
@@ -85,15 +86,26 @@ def create_reply() -> Response:
     clinic = _authenticate()
     text, channel = _read_request()
     responder: Responder = current_app.extensions["calfline"]
-    answer = responder.answer(text, channel, variables_for_clinic(current_app, clinic))
-    g.calfline_intent = answer.match.intent  # for the request log line
+    variables = variables_for_clinic(current_app, clinic)
+    answer = responder.answer(text, channel, variables)
+    match = answer.match
+    g.calfline_intent = match.intent  # for the request log line
+    reply, check = answer.reply, None
+    if match.check:
+        # Staff ask the question themselves: the urgent text for YES, the advice for NO.
+        options = check_replies(responder.catalog, match, channel, variables)
+        check = {"question": options.question, "if_yes": options.if_yes}
+        reply = render_intent(responder.catalog, match.intent, channel, variables)
     return jsonify(
-        intent=answer.match.intent,
-        confidence=round(answer.match.confidence, 4),
-        runner_up=answer.match.runner_up,
-        reply=answer.reply.text,
-        urgent=answer.reply.urgent,
-        template_id=answer.reply.template_id,
+        intent=match.intent,
+        care=match.care,
+        confidence=round(match.confidence, 4),
+        runner_up=match.runner_up,
+        signs=list(match.present_signs),
+        check=check,
+        reply=reply.text,
+        urgent=reply.urgent,
+        template_id=reply.template_id,
     )
 
 

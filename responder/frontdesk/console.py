@@ -27,6 +27,7 @@ from flask_wtf.csrf import CSRFError, generate_csrf, validate_csrf
 from werkzeug.wrappers import Response as BaseResponse
 from wtforms.validators import ValidationError
 
+from responder.dialogue.replies import check_replies
 from responder.dialogue.respond import MAX_MESSAGE_CHARS, Responder
 from responder.frontdesk.clinics import Clinic, ClinicDirectory, variables_for_clinic
 from responder.nlu.catalog import CHANNELS
@@ -135,7 +136,7 @@ def reply() -> str | tuple[str, int]:
     clinic: Clinic = g.clinic
     text = request.form.get("text", "")
     channel = request.form.get("channel", "sms")
-    answer, error = None, None
+    answer, error, check = None, None, None
     if request.method == "POST":
         if not text.strip():
             error = "Paste the patient's message first."
@@ -145,11 +146,15 @@ def reply() -> str | tuple[str, int]:
             error = "Pick SMS, voice or API."
         else:
             responder: Responder = current_app.extensions["calfline"]
-            answer = responder.answer(text, channel, variables_for_clinic(current_app, clinic))
+            variables = variables_for_clinic(current_app, clinic)
+            answer = responder.answer(text, channel, variables)
             g.calfline_intent = answer.match.intent  # for the request log line
+            if answer.match.check:
+                check = check_replies(responder.catalog, answer.match, channel, variables)
     labels = {i.id: i.label for i in current_app.extensions["calfline"].catalog.intents.values()}
     page = render_template("console/reply.html", clinic=clinic, text=text, channel=channel,
-                           channels=CHANNELS, answer=answer, error=error, labels=labels)
+                           channels=CHANNELS, answer=answer, error=error, labels=labels,
+                           check=check)
     return (page, 400) if error else page
 
 

@@ -62,6 +62,9 @@ if TYPE_CHECKING:
 
 HASH_KEY_ID = "sender_hash_key_id"
 EXTENSION = "calfline_store"
+# A pending check question is kept in the clarify columns as (CHECK_MARK, the
+# intent to answer on NO): no intent is called "check", so it cannot collide.
+CHECK_MARK = "check"
 # Development only: set CALFLINE_HASH_SECRET in production (and never change it after).
 DEV_HASH_SECRET = "calfline-development-hash-secret"
 log = logging.getLogger("calfline.store")
@@ -272,6 +275,9 @@ class ConversationStore:
         if row is None:
             return ConversationState()
         opted_out, last_intent, first, second, context_at = row
+        if first == CHECK_MARK:  # a pending check question: (CHECK_MARK, its NO answer)
+            return ConversationState(opted_out=opted_out, last_intent=last_intent,
+                                     context_at=context_at, check=second)
         return ConversationState(opted_out=opted_out, last_intent=last_intent,
                                  clarify=(first, second) if first and second else None,
                                  context_at=context_at)
@@ -286,7 +292,7 @@ class ConversationStore:
     def _record(self, connection: Connection, key: SenderKey, number: str, inbound: Inbound,
                 turn: Turn, now: datetime) -> StoredReply:
         sql, channel, state = self.sql, short_text(inbound.channel, 8), turn.state
-        first, second = state.clarify or (None, None)
+        first, second = (CHECK_MARK, state.check) if state.check else state.clarify or (None, None)
         context = {"last_intent": state.last_intent, "clarify_first": first,
                    "clarify_second": second, "context_at": state.context_at}
         sender = {"sender_hash": key.hash, "sender_last4": key.last4, "our_number": number,

@@ -30,6 +30,7 @@ from responder.dialogue.replies import render_intent, render_system
 from responder.dialogue.respond import Responder
 from responder.errors import ConfigError
 from responder.nlu.catalog import DEFAULT_VARIABLES, Intent
+from responder.nlu.matcher import Thresholds
 from responder.web.config import from_environment
 from tests.conftest import ROOT
 
@@ -44,8 +45,8 @@ def _system(responder: Responder, name: str) -> str:
     return render_system(responder.catalog, name, "voice", DEFAULT_VARIABLES).text
 
 
-def _intent(responder: Responder, intent: str) -> str:
-    return render_intent(responder.catalog, intent, "voice", DEFAULT_VARIABLES).text
+def _intent(responder: Responder, intent: str, care: str | None = None) -> str:
+    return render_intent(responder.catalog, intent, "voice", DEFAULT_VARIABLES, care=care).text
 
 
 def _listen(step: Step) -> Listen | None:
@@ -158,7 +159,7 @@ def test_red_flag_without_escalation_number_never_offers_to_connect(responder: R
     flow = _flow(responder)
     step = flow.answer(CallState(), Heard("my calf is swollen red and hot", 0.8))
     assert step.intent == "red_flag"
-    assert step.actions[0] == Speak(_intent(responder, "red_flag"), slow=True)
+    assert step.actions[0] == Speak(_intent(responder, "red_flag", "urgent"), slow=True)
     listen = _listen(step)
     assert listen is not None and not listen.state.offer
     assert listen.prompt == _system(responder, "voice_anything_else")
@@ -173,7 +174,7 @@ def test_red_flag_with_escalation_number_offers_and_connects(
 ) -> None:
     flow = _flow(responder, escalation_phone=PHONE)
     step = flow.answer(CallState(), Heard("i felt a pop in my calf and cant walk"))
-    assert step.actions[0] == Speak(_intent(responder, "red_flag"), slow=True)
+    assert step.actions[0] == Speak(_intent(responder, "red_flag", "urgent"), slow=True)
     listen = _listen(step)
     assert listen is not None and listen.state.offer
     assert listen.prompt == _system(responder, "voice_connect_offer")
@@ -200,7 +201,7 @@ def test_declining_the_offer_politely_goes_on(responder: Responder, speech: str)
 def test_a_red_flag_on_the_last_turn_still_offers_to_connect_once(responder: Responder) -> None:
     flow = _flow(responder, max_turns=3, escalation_phone=PHONE)
     flagged = flow.answer(CallState(3, 0), Heard("my calf is swollen and hot"))
-    assert flagged.actions[0] == Speak(_intent(responder, "red_flag"), slow=True)
+    assert flagged.actions[0] == Speak(_intent(responder, "red_flag", "urgent"), slow=True)
     listen = _listen(flagged)
     assert listen is not None and listen.state == CallState(4, 0, offer=True)
     assert listen.prompt == _system(responder, "voice_connect_offer")
@@ -388,3 +389,59 @@ def test_chat_voice_offers_the_connection_when_configured() -> None:
     plain = _chat("my calf is swollen and hot\n")
     assert "say connect" not in plain and "[dialing" not in plain
     assert plain.rstrip().endswith("[caller hung up]")
+
+
+def _checked(flow: CallFlow, responder: Responder) -> tuple[Step, str]:
+    """Ask the check question on turn 1: a message in the check band, by configuration."""
+    text = "my calves feel kind of tight after my run"
+    match = flow.responder.matcher.match(text)
+    assert match.check, match
+    step = flow.answer(CallState(), Heard(text, 0.9))
+    return step, match.intent
+
+
+@pytest.fixture
+def cautious(responder: Responder) -> Responder:
+    """The same model with every message in the check band."""
+    return Responder(responder.catalog, Thresholds(urgent=1.01, check=0.0))
+
+
+def test_the_check_question_is_one_turn(cautious: Responder) -> None:
+    flow = _flow(cautious)
+    step, _ = _checked(flow, cautious)
+    assert step.actions[0] == Speak(_system(cautious, "check"))
+    listen = _listen(step)
+    assert listen is not None and listen.prompt is None and listen.state.check
+
+
+@pytest.mark.parametrize("heard", [Heard("yes", 0.9), Heard("Yeah.", 0.5), Heard(digits="1")])
+def test_yes_to_the_check_is_the_urgent_reply(cautious: Responder, heard: Heard) -> None:
+    flow = _flow(cautious)
+    step, _ = _checked(flow, cautious)
+    listen = _listen(step)
+    assert listen is not None
+    answer = flow.answer(listen.state, heard)
+    assert answer.intent == "red_flag" and answer.match is not None
+    assert answer.match.care == "urgent"
+    assert answer.actions[0] == Speak(_intent(cautious, "red_flag", "urgent"), slow=True)
+
+
+@pytest.mark.parametrize("heard", [Heard("no", 0.9), Heard("nope"), Heard(digits="2")])
+def test_no_to_the_check_answers_what_they_asked(cautious: Responder, heard: Heard) -> None:
+    flow = _flow(cautious)
+    step, pending = _checked(flow, cautious)
+    listen = _listen(step)
+    assert listen is not None
+    answer = flow.answer(listen.state, heard)
+    assert answer.intent == pending
+    assert answer.actions[0] == Speak(_intent(cautious, pending))
+
+
+def test_anything_else_after_the_check_is_a_new_message(responder: Responder) -> None:
+    flow = _flow(responder)
+    state = CallState(2, 0, check="post_run_tightness")
+    answer = flow.answer(state, Heard("what shoes should i buy for my calves", 0.9))
+    assert answer.intent == "shoe_question"
+    # A forged check id in the URL is ignored, never rendered.
+    forged = CallState.from_query({"turn": "2", "check": "red_flag"}, CallRules())
+    assert forged.check == ""

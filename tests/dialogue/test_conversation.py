@@ -13,6 +13,7 @@ from flask.testing import FlaskClient
 from responder.dialogue.conversation import ConversationState, respond
 from responder.dialogue.replies import render_intent, render_system
 from responder.dialogue.respond import Responder
+from responder.nlu.matcher import Thresholds
 from tests.conftest import DATA
 
 NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
@@ -71,6 +72,7 @@ def test_a_red_flag_wins_over_a_pending_question(responder: Responder) -> None:
 
 
 def _ambiguous_message(responder: Responder) -> str:
+    """A dev.tsv message that gets the clarifying question (at the configured margin)."""
     candidates = ["my calf"] + [line.split("\t", 2)[2] for line in
                                 (DATA / "dev.tsv").read_text(encoding="utf-8").splitlines()[1:]]
     for text in candidates:
@@ -86,9 +88,16 @@ def _say(client: FlaskClient, body: str) -> str:
     return message.text or ""
 
 
+@pytest.fixture(scope="module")
+def hesitant(responder: Responder) -> Responder:
+    """The same model with a wide ambiguity margin, so close calls ask which was meant."""
+    return Responder(responder.catalog, Thresholds(ambiguity=0.6))
+
+
 def test_clarify_then_answer_over_the_webhook(make_app: Callable[..., Flask],
-                                              responder: Responder) -> None:
-    client = make_app().test_client()
+                                              hesitant: Responder) -> None:
+    responder = hesitant
+    client = make_app(RESPONDER=responder).test_client()
     text = _ambiguous_message(responder)
     match = responder.matcher.match(text)
     assert "Reply 1 or 2" in _say(client, text)
@@ -96,3 +105,76 @@ def test_clarify_then_answer_over_the_webhook(make_app: Callable[..., Flask],
     assert store.state("+15554440000", "+1555").clarify == (match.intent, match.runner_up)
     assert _say(client, "2") == _text(responder, match.runner_up or "")
     assert _say(client, "more") == _text(responder, match.runner_up or "", more=True)
+
+
+CHECKED = ConversationState(check="post_run_tightness", context_at=NOW)
+
+
+@pytest.fixture(scope="module")
+def cautious(responder: Responder) -> Responder:
+    """The same model with every message in the check band (by configuration)."""
+    return Responder(responder.catalog, Thresholds(urgent=1.01, check=0.0))
+
+
+def test_a_message_in_the_check_band_asks_the_check_question(cautious: Responder) -> None:
+    turn = respond(cautious, "calves tight after my run", "sms", None, ConversationState(), NOW,
+                   WINDOW)
+    assert turn.reply == render_system(cautious.catalog, "check", "sms")
+    assert len(turn.reply.text) <= 160
+    assert turn.state.check == turn.match.intent and turn.match.care == "check"
+
+
+@pytest.mark.parametrize("answer", ["YES", "yes!", "y", "Yeah"])
+def test_yes_to_the_check_is_a_red_flag(responder: Responder, answer: str) -> None:
+    turn = respond(responder, answer, "sms", None, CHECKED, NOW + timedelta(minutes=2), WINDOW)
+    assert (turn.match.intent, turn.match.care) == ("red_flag", "urgent")
+    assert turn.reply.urgent
+    urgent = render_intent(responder.catalog, "red_flag", "sms", care="urgent")
+    assert turn.reply.text == urgent.text
+    assert turn.opt_change is None and turn.state.check is None
+
+
+@pytest.mark.parametrize("answer", ["NO", "no.", "nope", "n"])
+def test_no_to_the_check_answers_what_was_asked(responder: Responder, answer: str) -> None:
+    turn = respond(responder, answer, "sms", None, CHECKED, NOW + timedelta(minutes=2), WINDOW)
+    assert turn.match.intent == "post_run_tightness" and not turn.reply.urgent
+    assert turn.reply.text == _text(responder, "post_run_tightness")
+    assert turn.state.last_intent == "post_run_tightness" and turn.state.check is None
+
+
+def test_anything_else_after_the_check_is_a_new_message(responder: Responder) -> None:
+    turn = respond(responder, "which shoes are best for tight calves", "sms", None, CHECKED,
+                   NOW + timedelta(minutes=2), WINDOW)
+    assert turn.match.intent == "shoe_question" and turn.state.check is None
+
+
+def test_an_unanswered_check_expires(responder: Responder) -> None:
+    later = NOW + WINDOW + timedelta(minutes=1)
+    turn = respond(responder, "yes", "sms", None, CHECKED, later, WINDOW)
+    assert turn.match.intent != "red_flag" and not turn.reply.urgent
+
+
+def test_stop_after_the_check_still_opts_out(responder: Responder) -> None:
+    turn = respond(responder, "STOP", "sms", None, CHECKED, NOW, WINDOW)
+    assert turn.opt_change is True and turn.state.opted_out
+
+
+def test_check_then_yes_over_the_webhook(make_app: Callable[..., Flask],
+                                         cautious: Responder, responder: Responder) -> None:
+    client = make_app(RESPONDER=cautious).test_client()
+    assert _say(client, "my calves feel kind of tight") == render_system(
+        cautious.catalog, "check", "sms").text
+    store = client.application.extensions["calfline_store"]
+    assert store.state("+15554440000", "+1555").check
+    urgent = render_intent(cautious.catalog, "red_flag", "sms", care="urgent").text
+    assert _say(client, "YES") == urgent
+    assert store.state("+15554440000", "+1555").check is None
+    assert _say(client, "more") == _text(responder, "red_flag", more=True)
+
+
+def test_check_then_no_over_the_webhook(make_app: Callable[..., Flask],
+                                        cautious: Responder) -> None:
+    client = make_app(RESPONDER=cautious).test_client()
+    _say(client, "my calves feel kind of tight")
+    pending = client.application.extensions["calfline_store"].state("+15554440000", "+1555").check
+    assert pending and _say(client, "no") == _text(cautious, pending)
