@@ -94,12 +94,17 @@ def evaluate(examples: Iterable[Example], predict: Callable[[Example], Verdict])
         subset = [(e, v) for e, v in pairs if e.channel == channel]
         channels[channel] = _ratio(sum(e.intent == v.intent for e, v in subset), len(subset))
     flags = [v for e, v in pairs if e.intent == "red_flag"]
+    # A red flag answered with the check question is caught, though its intent is
+    # the calm answer for a NO: this figure counts it right, "accuracy" does not.
+    checked_right = sum(e.intent == v.intent or (e.intent == "red_flag" and v.care == "check")
+                        for e, v in pairs)
     calm = [v for e, v in pairs if e.intent != "red_flag"]
     confusions = Counter((e.intent, v.intent) for e, v in pairs if e.intent != v.intent)
     return {
         "count": len(pairs),
         "accuracy": _ratio(sum(right.values()), len(pairs)),
         "accuracy_by_channel": channels,
+        "accuracy_checks_as_red_flags": _ratio(checked_right, len(pairs)),
         "red_flags": len(flags),
         "red_flags_caught": sum(v.care in CAUGHT for v in flags),
         "red_flags_urgent": sum(v.care in URGENT for v in flags),
@@ -149,6 +154,7 @@ def summary_rows(report: dict[str, Any]) -> list[tuple[str, str]]:
     """Return the headline figures of one report as (label, value) rows."""
     rows = [("messages", str(report["count"])), ("accuracy", f"{report['accuracy']:.4f}")]
     rows += [(f"accuracy {c}", f"{a:.4f}") for c, a in report["accuracy_by_channel"].items()]
+    rows += [("  checked flag = ok", f"{report['accuracy_checks_as_red_flags']:.4f}")]
     flags, calm = report["red_flags"], report["non_urgent"]
     return rows + [
         ("red flags caught", f"{report['red_flags_caught']}/{flags}"),

@@ -142,6 +142,8 @@ class Matcher:
         self.catalog = catalog
         self.thresholds = thresholds or Thresholds()
         self._commands = catalog.commands()
+        # A command is one word with a little punctuation; longer texts skip the lookup.
+        self._longest_command = 8 + max((len(c) for c in self._commands), default=0)
         self.reader = MessageReader(catalog, english)
         self.normalizer = self.reader.normalizer
         self.detector = self.reader.detector
@@ -149,6 +151,8 @@ class Matcher:
 
     def command(self, text: str) -> str | None:
         """Return the intent of an exact command word ("STOP", " help! "), else None."""
+        if len(text) > self._longest_command and len(text.strip()) > self._longest_command:
+            return None
         return self._commands.get(command_word(text))
 
     def match(self, text: str) -> Match:
@@ -163,8 +167,7 @@ class Matcher:
         model = self.model
         columns, weights = model.vocabulary.transform(normalized)
         extra = sign_features(hits, self.detector.sign_names)
-        urgency = float(model.red_flag.probabilities(columns, weights, extra)[1])
-        calm = model.intent.probabilities(columns, weights)
+        calm, urgency = model.joint.probabilities(columns, weights, extra)
         order = np.argsort(calm)[::-1]
         best, second = (model.intent.classes[int(i)] for i in order[:2])
         score, second_score = float(calm[order[0]]), float(calm[order[1]])

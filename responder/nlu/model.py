@@ -21,13 +21,14 @@ import os
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 
 from responder.errors import CalfLineError
 from responder.nlu.catalog import Catalog
-from responder.nlu.textmodel import LinearModel, Target, Vocabulary, fit_models
+from responder.nlu.textmodel import JointModel, LinearModel, Target, Vocabulary, fit_models
 
 # Bump when the features or the file layout change: old files become stale.
 MODEL_FORMAT = 1
@@ -50,6 +51,11 @@ class TriageModel:
     intent: LinearModel
     red_flag: LinearModel
     fingerprint: str
+
+    @cached_property
+    def joint(self) -> JointModel:
+        """Both models in one product, for matching."""
+        return JointModel(self.intent, self.red_flag)
 
 
 # The code that turns a message into features: a change to it makes old files stale too.
@@ -99,7 +105,9 @@ def fit_triage_model(catalog: Catalog, featurize: Featurize, folds: int = 5) -> 
             balanced=True,
         ),
     }
-    vocabulary, models = fit_models(texts, targets, folds=folds)
+    # An n-gram seen in one example only is dropped (min_df=2): half the vocabulary,
+    # the same accuracy on tests/data/dev*.tsv, and each message looks up less.
+    vocabulary, models = fit_models(texts, targets, folds=folds, min_df=2)
     return TriageModel(vocabulary, models["intent"], models[RED_FLAG],
                        catalog_fingerprint(catalog))
 

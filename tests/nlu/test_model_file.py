@@ -68,3 +68,14 @@ def test_a_stale_file_is_refitted_and_replaced(responder: Responder, tmp_path: P
     assert matcher.model.fingerprint == fresh
     assert load_model(stale, fresh).fingerprint == fresh
     assert matcher.match("cheers mate").intent == "thanks"
+
+
+def test_the_joint_product_equals_each_model(responder: Responder) -> None:
+    model, reader = responder.matcher.model, responder.matcher.reader
+    for text in ("calf cramp rn", "my calf is swollen and hot", "no swelling, just tight", ""):
+        normalized, _ = reader.read(text)
+        _, extra = reader.featurize(text)
+        columns, weights = model.vocabulary.transform(normalized)
+        calm, urgency = model.joint.probabilities(columns, weights, extra)
+        np.testing.assert_allclose(calm, model.intent.probabilities(columns, weights))
+        assert urgency == pytest.approx(model.red_flag.probabilities(columns, weights, extra)[1])
