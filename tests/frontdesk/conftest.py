@@ -193,6 +193,16 @@ def live_server(server_env: dict[str, str], frontdesk_dir: Path) -> Iterator[Liv
     server.stop()
 
 
+@pytest.fixture(scope="session")
+def cautious_server(server_env: dict[str, str], frontdesk_dir: Path) -> Iterator[LiveServer]:
+    """The same service with every message in the check band (by configuration)."""
+    env = {**server_env, "CALFLINE_URGENT_THRESHOLD": "1", "CALFLINE_CHECK_THRESHOLD": "0",
+           "DATABASE_URL": f"sqlite:///{frontdesk_dir / 'cautious.db'}"}
+    server = start_server(env, frontdesk_dir / "cautious.log")
+    yield server
+    server.stop()
+
+
 def http(method: str, url: str, body: bytes | None = None,
          headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], Any]:
     """Send one request; return status, headers and the body parsed as JSON when it is JSON."""

@@ -124,3 +124,26 @@ def test_every_api_route_is_documented(spec: dict[str, Any], app: Flask) -> None
     request_schema = {"$ref": "#/components/schemas/ReplyRequest",
                       "components": spec["components"]}
     Draft202012Validator(request_schema).validate(example)
+
+
+def test_a_red_flag_carries_its_care_and_signs(live_server: LiveServer,
+                                               spec: dict[str, Any]) -> None:
+    status, _, body = post(live_server, {"text": "pt reports chest pain and a swollen R calf"})
+    conforms(spec, "/api/v1/replies", status, body)
+    assert (body["intent"], body["care"], body["urgent"]) == ("red_flag", "emergency", True)
+    assert {"chest_pain", "swelling"} <= set(body["signs"]) and body["check"] is None
+    status, _, calm = post(live_server, {"text": "calves tight for 2 months even on rest days"})
+    assert (calm["intent"], calm["care"], calm["signs"]) == ("chronic_pain", "soon", [])
+
+
+def test_a_check_gives_staff_the_question_and_both_answers(
+    cautious_server: LiveServer, spec: dict[str, Any],
+) -> None:
+    status, _, body = post(cautious_server, {"text": "calves tight after my run", "channel": "sms"})
+    conforms(spec, "/api/v1/replies", status, body)
+    assert (body["care"], body["intent"], body["urgent"]) == ("check", "post_run_tightness",
+                                                              False)
+    assert body["check"]["question"].startswith("Quick check:")
+    assert len(body["check"]["question"]) <= 160
+    assert body["check"]["if_yes"].startswith("Get urgent care today")
+    assert body["template_id"] == "post_run_tightness.sms"

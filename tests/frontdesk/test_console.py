@@ -88,7 +88,23 @@ def test_red_flag_question_shows_the_urgent_banner(browser: Browser,
     page.get_by_label("Patient's message").fill("her calf is swollen, hot and red since the run")
     page.get_by_role("button", name="Suggest reply").click()
     expect(page.locator("#urgent-banner")).to_contain_text("Red flag")
+    expect(page.locator("#care")).to_have_text("urgent")
+    expect(page.locator("#signs")).to_contain_text("swelling")
     shot(page, "reply-red-flag")
+
+
+def test_a_possible_sign_shows_the_check_question(browser: Browser,
+                                                  cautious_server: LiveServer) -> None:
+    """Staff see the question to ask, the urgent text for YES and the advice for NO."""
+    page = log_in(browser, cautious_server, "riverside")
+    page.get_by_label("Patient's message").fill("calves tight after my long run")
+    page.get_by_role("button", name="Suggest reply").click()
+    expect(page.locator("#care")).to_have_text("check")
+    expect(page.locator("#check-banner")).to_contain_text("Check needed")
+    expect(page.locator("#check-question")).to_contain_text("Quick check")
+    assert page.get_by_label("If YES (treat as urgent)").input_value().startswith("Get urgent")
+    assert page.get_by_label("If NO").input_value()
+    shot(page, "reply-check")
 
 
 def test_red_flag_conversation_is_marked_and_filterable(browser: Browser,
