@@ -38,6 +38,10 @@ def _edit(path: Path, **changes: object) -> None:
         ({"replies": {"sms": "Hi {patient}", "voice": "v", "api": "a"}}, "replies.sms"),
         ({"replies": {"sms": "Smart “quotes”", "voice": "v", "api": "a"}}, "replies.sms"),
         ({"replies": {"sms": "x" * 307, "voice": "v", "api": "a"}}, "replies.sms"),
+        ({"care": "whenever"}, "care"),
+        ({"replies_by_care": {"urgent": {"sms": "x", "voice": "v"}}}, "replies_by_care.urgent.api"),
+        ({"replies_by_care": {"later": {"sms": "x", "voice": "v", "api": "a"}}},
+         "replies_by_care.later"),
     ],
 )
 def test_bad_field_is_named(intents_copy: Path, changes: dict, field: str) -> None:
@@ -59,3 +63,13 @@ def test_broken_yaml(intents_copy: Path) -> None:
     (intents_copy / "thanks.yaml").write_text("id: [unclosed", encoding="utf-8")
     with pytest.raises(IntentDataError, match="thanks.yaml"):
         load_catalog(intents_copy)
+
+
+def test_the_check_question_must_fit_one_segment(intents_copy: Path) -> None:
+    path = intents_copy / "_system.yaml"
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    data["templates"]["check"]["sms"] = "Quick check: " + "is it swollen? " * 11 + "YES or NO"
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    with pytest.raises(IntentDataError) as info:
+        load_catalog(intents_copy)
+    assert info.value.field == "templates.check.sms" and "one segment" in str(info.value)
