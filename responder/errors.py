@@ -3,7 +3,8 @@
     CalfLineError
     ├── IntentDataError   an intents/ file is missing, malformed or unsafe
     ├── ConfigError       an environment setting has an unusable value
-    └── ClinicDataError   the clinics file is missing, malformed or unsafe
+    ├── ClinicDataError   the clinics file is missing, malformed or unsafe
+    └── StoreUnavailable  the database failed or missed its time budget for one webhook
 """
 
 
@@ -33,3 +34,10 @@ class ClinicDataError(CalfLineError):
         self.path = path
         self.field = field
         self.problem = problem
+
+
+class StoreUnavailable(CalfLineError):
+    """Raise when the database failed, or did not answer in time, for one piece of work.
+
+    Webhooks catch it and answer without the database (responder/channels/outage.py).
+    """

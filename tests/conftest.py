@@ -36,7 +36,8 @@ def responder() -> Responder:
 @pytest.fixture
 def app(responder: Responder, tmp_path: Path) -> Iterator[Flask]:
     database = f"sqlite:///{tmp_path / 'calfline.sqlite3'}"
-    app = create_app({"TESTING": True, "RESPONDER": responder, "DATABASE_URL": database})
+    app = create_app({"TESTING": True, "RESPONDER": responder, "DATABASE_URL": database,
+                      "SPOOL_DIR": str(tmp_path / "spool")})
     yield app
     app.extensions["calfline_store"].close()
 
@@ -59,12 +60,14 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 
 
 @pytest.fixture
-def make_app(responder: Responder, database_url: str) -> Iterator[Callable[..., Flask]]:
+def make_app(responder: Responder, database_url: str,
+             tmp_path: Path) -> Iterator[Callable[..., Flask]]:
     """Build apps on `database_url` (several share it, like restarts); close them after."""
     apps: list[Flask] = []
 
     def build(**config: Any) -> Flask:
-        settings = {"TESTING": True, "RESPONDER": responder, "DATABASE_URL": database_url}
+        settings = {"TESTING": True, "RESPONDER": responder, "DATABASE_URL": database_url,
+                    "SPOOL_DIR": str(tmp_path / "spool")}
         apps.append(create_app({**settings, **config}))
         return apps[-1]
 

@@ -9,7 +9,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -27,15 +27,25 @@ def free_port() -> int:
 @contextmanager
 def gunicorn(env: Mapping[str, str], workers: int = 2, timeout: float = 180) -> Iterator[str]:
     """Run `gunicorn -w N responder:create_app()`; yield its base URL once /healthz answers."""
+    with gunicorn_process(env, workers, timeout) as (base, _):
+        yield base
+
+
+@contextmanager
+def gunicorn_process(env: Mapping[str, str], workers: int = 2, timeout: float = 180,
+                     prefix: Sequence[str] = ()) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """gunicorn() that also yields the process; `prefix` wraps the command (e.g. unshare)."""
     port = free_port()
     clean = {k: v for k, v in os.environ.items()
              if not k.startswith(("CALFLINE_", "TWILIO_")) and k != "DATABASE_URL"}
     # A file, not a pipe: nobody reads while the test runs, and a full pipe blocks the server.
     log = tempfile.TemporaryFile()
+    spool = tempfile.TemporaryDirectory(prefix="calfline-spool-")  # never the repo's instance/
     process = subprocess.Popen(
-        [str(GUNICORN), "--preload", "-w", str(workers), "-b", f"127.0.0.1:{port}",
+        [*prefix, str(GUNICORN), "--preload", "-w", str(workers), "-b", f"127.0.0.1:{port}",
          "--timeout", "120", "responder:create_app()"],
-        cwd=ROOT, env={**clean, **env}, stdout=subprocess.DEVNULL, stderr=log,
+        cwd=ROOT, env={"CALFLINE_SPOOL_DIR": spool.name, **clean, **env},
+        stdout=subprocess.DEVNULL, stderr=log,
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -52,7 +62,7 @@ def gunicorn(env: Mapping[str, str], workers: int = 2, timeout: float = 180) -> 
                 pass
             assert time.monotonic() < deadline, "gunicorn did not become healthy"
             time.sleep(0.2)
-        yield base
+        yield base, process
     except AssertionError:
         log.seek(0)
         sys.stderr.write(log.read()[-5000:].decode("utf-8", "replace"))  # shown by pytest
@@ -65,3 +75,4 @@ def gunicorn(env: Mapping[str, str], workers: int = 2, timeout: float = 180) -> 
             process.kill()
             process.wait()
         log.close()
+        spool.cleanup()

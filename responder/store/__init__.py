@@ -3,8 +3,12 @@
 SQLAlchemy on SQLite or PostgreSQL, Alembic migrations run at start-up
 (migrations/), every message and reply with opt-outs and context
 (`ConversationStore`), the escalation outbox's table, the staff console's
-queries and retention (`ConversationStore.purge`). Builds on responder.dialogue's
-`ConversationState` and `Turn`; no Flask beyond `install_store(app)`.
+queries and retention (`ConversationStore.purge`). When the database fails:
+a time limit and circuit breaker for each webhook's work (`StoreGuard`), the
+spool of turns answered meanwhile (`TurnSpool`, replayed by
+`ConversationStore.replay`) and a local copy of the opt-out list (`OptOutCopy`).
+Builds on responder.dialogue's `ConversationState` and `Turn`; no Flask beyond
+`install_store(app)`.
 """
 
 from responder.store.clinic_conversations import (
@@ -28,7 +32,11 @@ from responder.store.conversation_store import (
 )
 from responder.store.database import database_url, migrate, open_engine
 from responder.store.escalation_outbox import Escalation
+from responder.store.guard import StoreGuard
 from responder.store.models import Base, Conversation, Message, Meta
+from responder.store.optout_copy import OptOutCopy
+from responder.store.spool import TurnSpool
+from responder.store.turns import SpooledTurn
 
 __all__ = [
     "DEV_HASH_SECRET",
@@ -43,9 +51,13 @@ __all__ = [
     "Message",
     "MessageRecord",
     "Meta",
+    "OptOutCopy",
     "PurgeCount",
     "SenderHasher",
+    "SpooledTurn",
+    "StoreGuard",
     "StoredReply",
+    "TurnSpool",
     "clinic_conversation",
     "clinic_conversations",
     "database_url",

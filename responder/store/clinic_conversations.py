@@ -17,6 +17,14 @@ from responder.store.models import Conversation, Message
 
 # The intents a clinic wants to see at a glance, in the order they are shown.
 FLAG_INTENTS = ("red_flag", "chronic_pain")
+# The largest id an Integer primary key can hold: SQLite's 64-bit rowid, PostgreSQL's
+# 32-bit integer. A larger id in a URL names no row (a 404), rather than an overflow (a 500).
+MAX_ROW_ID = {"postgresql": 2**31 - 1}
+
+
+def possible_row_id(engine: Engine, row_id: int) -> bool:
+    """True if `row_id` fits the database's integer primary key."""
+    return 0 < row_id <= MAX_ROW_ID.get(engine.dialect.name, 2**63 - 1)
 
 
 @dataclass(frozen=True)
@@ -69,6 +77,8 @@ def clinic_conversation(engine: Engine, numbers: Iterable[str],
                         conversation_id: int) -> ConversationRow | None:
     """Return one conversation if it is on `numbers`; None for anyone else's."""
     numbers = list(numbers)
+    if not possible_row_id(engine, conversation_id):
+        return None
     with Session(engine) as session:
         row = session.scalars(select(Conversation).where(
             Conversation.id == conversation_id, Conversation.our_number.in_(numbers))).first()

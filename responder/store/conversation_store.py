@@ -11,6 +11,10 @@ Its public API (all times are aware UTC datetimes):
     store.messages(conversation_id, our_numbers=None) -> list[MessageRecord]
     store.purge(older_than) -> PurgeCount
     store.ping()
+    store.write_probe()                                  # a real write: can it take one?
+    store.replay(spooled_turn) -> StoredReply           # a turn answered during an outage
+    store.opted_out_pairs() -> set[(sender_hash, our_number)]
+    store.guard                                          # time limit and circuit breaker
 
 `sender` is the caller's phone number as Twilio sends it (`From`); the store
 keeps only its HMAC-SHA256 and last 4 digits. `our_number` is `To`.
@@ -24,6 +28,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -46,6 +51,7 @@ from sqlalchemy.orm import Session
 from responder.dialogue.conversation import SILENT_TEMPLATE, ConversationState, Turn
 from responder.dialogue.respond import MAX_MESSAGE_CHARS, clean_text
 from responder.errors import ConfigError
+from responder.store.clinic_conversations import possible_row_id
 from responder.store.database import (
     database_url,
     migrate,
@@ -54,8 +60,10 @@ from responder.store.database import (
     relaxed_commit,
     writer_queue,
 )
+from responder.store.guard import StoreGuard
 from responder.store.models import Conversation, Message, Meta
 from responder.store.statements import StoreStatements
+from responder.store.turns import Inbound, SpooledTurn, StoredReply
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -67,6 +75,10 @@ EXTENSION = "calfline_store"
 CHECK_MARK = "check"
 # Development only: set CALFLINE_HASH_SECRET in production (and never change it after).
 DEV_HASH_SECRET = "calfline-development-hash-secret"
+# Seconds the store guard waits for a webhook's database work (CALFLINE_STORE_TIMEOUT).
+DEFAULT_STORE_TIMEOUT = 1.0
+PROBE_KEY = "write_probe"
+DATABASE_ID = "database_id"
 log = logging.getLogger("calfline.store")
 
 
@@ -116,29 +128,6 @@ class SenderHasher:
     def key_id(self) -> str:
         """Fingerprint of the secret, kept in the database to catch a changed secret."""
         return hmac.new(self._secret, b"calfline key id", hashlib.sha256).hexdigest()[:32]
-
-
-@dataclass(frozen=True)
-class Inbound:
-    """One message as received; dedupe_key comes from idempotency_key()."""
-
-    channel: str
-    sender: str
-    our_number: str
-    body: str
-    twilio_sid: str | None = None
-    dedupe_key: str | None = None
-
-
-@dataclass(frozen=True)
-class StoredReply:
-    """The reply recorded for an inbound message; duplicate means a re-sent webhook."""
-
-    text: str
-    template_id: str
-    conversation_id: int
-    intent: str | None = None
-    duplicate: bool = False
 
 
 @dataclass(frozen=True)
@@ -197,48 +186,77 @@ def _record(row: Message) -> MessageRecord:
 class ConversationStore:
     """Conversations and messages in one SQL database; safe across workers and threads."""
 
-    def __init__(self, engine: Engine, hasher: SenderHasher) -> None:
+    def __init__(self, engine: Engine, hasher: SenderHasher,
+                 timeout: float = DEFAULT_STORE_TIMEOUT) -> None:
         self.engine = engine
         self.hasher = hasher
         self.sql = StoreStatements(engine)
         self._writers = writer_queue(engine)  # SQLite: one webhook writer at a time
+        self.guard = StoreGuard(engine, timeout)
+        # Which database this is (a random id kept in it), so a spooled turn is never
+        # replayed into another one; "" until open() has read it.
+        self.database_id = ""
 
     @classmethod
-    def open(cls, url: str, hash_secret: str) -> ConversationStore:
-        """Connect, migrate to the newest schema, and check the hash secret matches."""
-        engine = open_engine(url)
-        store = cls(engine, SenderHasher(hash_secret))
+    def open(cls, url: str, hash_secret: str, timeout: float | None = None) -> ConversationStore:
+        """Connect, migrate to the newest schema, and check the hash secret matches.
+
+        `timeout` bounds each statement and lock wait (see open_engine) and the guard's
+        wait for a webhook's work; None leaves statements unbounded (the command line).
+        """
+        engine = open_engine(url, timeout)
+        store = cls(engine, SenderHasher(hash_secret), timeout or DEFAULT_STORE_TIMEOUT)
         try:
             migrate(engine)
             store._check_hash_key()
+            store.database_id = store._meta_value(DATABASE_ID, uuid.uuid4().hex)
         finally:
             engine.dispose()  # no connection crosses a worker fork (gunicorn --preload)
         return store
 
-    def _check_hash_key(self) -> None:
-        key_id = self.hasher.key_id
+    def _meta_value(self, key: str, default: str) -> str:
+        """The `calfline_meta` value of `key`, written as `default` by the first to ask."""
         with Session(self.engine) as session, session.begin():
-            row = session.get(Meta, HASH_KEY_ID)
+            row = session.get(Meta, key)
             if row is None:
                 try:
                     with session.begin_nested():
-                        session.add(Meta(key=HASH_KEY_ID, value=key_id))
-                except IntegrityError:
-                    row = session.get(Meta, HASH_KEY_ID, populate_existing=True)
-            if row is not None and row.value != key_id:
-                # A new secret would silently "forget" every opt-out: refuse instead.
-                raise ConfigError(
-                    "CALFLINE_HASH_SECRET differs from the secret this database was written "
-                    "with; opt-outs would no longer match. Restore the old secret."
-                )
+                        session.add(Meta(key=key, value=default))
+                    return default
+                except IntegrityError:  # another worker wrote it first
+                    row = session.get(Meta, key, populate_existing=True)
+            return row.value if row is not None else default
+
+    def _check_hash_key(self) -> None:
+        if self._meta_value(HASH_KEY_ID, self.hasher.key_id) != self.hasher.key_id:
+            # A new secret would silently "forget" every opt-out: refuse instead.
+            raise ConfigError(
+                "CALFLINE_HASH_SECRET differs from the secret this database was written "
+                "with; opt-outs would no longer match. Restore the old secret."
+            )
 
     def ping(self) -> None:
         """Round-trip to the database; raise if it does not answer."""
         with self.engine.connect() as connection:
             connection.execute(text("SELECT 1"))
 
+    def write_probe(self) -> None:
+        """Write one small row and commit: raise if the database cannot take a write now."""
+        with self._writers, self.engine.begin() as connection:
+            updated = connection.execute(
+                update(Meta).where(Meta.key == PROBE_KEY).values(value=utcnow().isoformat()))
+            if not cast(CursorResult[Any], updated).rowcount:
+                connection.execute(Meta.__table__.insert().values(  # type: ignore[attr-defined]
+                    key=PROBE_KEY, value=utcnow().isoformat()))
+
+    def opted_out_pairs(self) -> set[tuple[str, str]]:
+        """Every (sender_hash, our_number) that is opted out: the local copy's contents."""
+        with self.engine.connect() as connection, reading(connection):
+            return {(h, n) for h, n in connection.execute(self.sql.opted_out)}
+
     def close(self) -> None:
         """Close pooled connections (before a fork, or at shutdown)."""
+        self.guard.shutdown()
         self.engine.dispose()
 
     def state(self, sender: str, our_number: str) -> ConversationState:
@@ -336,6 +354,48 @@ class ConversationStore:
                 "dedupe_key": None, "reply_to_id": inbound_id})
         return StoredReply(text_, template, conversation_id, turn.match.intent)
 
+    def replay(self, turn: SpooledTurn) -> StoredReply:
+        """Record a turn answered while the database was away, once per dedupe key.
+
+        The reply recorded is the one that went out. The turn is older than what the
+        database may have learnt since, so it leaves the context alone and changes the
+        opt-out only when no later message of the sender has come in.
+        """
+        if turn.database and self.database_id and turn.database != self.database_id:
+            raise ValueError("the turn was spooled for another database")
+        inbound, now = turn.inbound, turn.at
+        key, number = self.hasher.key(inbound.sender), short_text(inbound.our_number, 64)
+        sql, channel = self.sql, short_text(inbound.channel, 8)
+        with self.engine.connect() as connection, self._writers, \
+                connection.begin() as transaction:
+            conversation_id, _ = connection.execute(sql.touch_conversation_replayed, {
+                "sender_hash": key.hash, "sender_last4": key.last4, "our_number": number,
+                "now": now}).one()
+            inbound_id = connection.execute(sql.insert_inbound, {
+                "conversation_id": conversation_id, "direction": "in", "channel": channel,
+                "created_at": now, "body": clean_text(inbound.body)[:MAX_MESSAGE_CHARS],
+                "intent": turn.intent, "confidence": turn.confidence, "template_id": None,
+                "twilio_sid": short_text(inbound.twilio_sid, 64) or None,
+                "dedupe_key": inbound.dedupe_key, "reply_to_id": None}).scalar()
+            if inbound_id is None:  # recorded before: by the webhook itself, or a replay
+                stored = self._reply_for(connection, inbound.dedupe_key or "")
+                transaction.rollback()
+                if stored is None:
+                    raise RuntimeError("a recorded message has no reply row")
+                return stored
+            if turn.opt_change is not None and connection.execute(
+                    sql.later_inbound, {"conversation_id": conversation_id, "now": now}
+            ).first() is None:
+                connection.execute(sql.set_opt_out, {
+                    "conversation_id": conversation_id, "opted_out": turn.opt_change,
+                    "opted_out_at": now if turn.opt_change else None})
+            connection.execute(sql.insert_reply, {
+                "conversation_id": conversation_id, "direction": "out", "channel": channel,
+                "created_at": now, "body": turn.reply, "intent": turn.intent,
+                "confidence": None, "template_id": turn.template_id, "twilio_sid": None,
+                "dedupe_key": None, "reply_to_id": inbound_id})
+        return StoredReply(turn.reply, turn.template_id, conversation_id, turn.intent)
+
     def recent_conversations(self, our_numbers: Iterable[str],
                              limit: int = 50) -> list[ConversationSummary]:
         """Return the latest conversations on these numbers (a clinic's `To` numbers)."""
@@ -350,6 +410,8 @@ class ConversationStore:
     def messages(self, conversation_id: int, our_numbers: Iterable[str] | None = None,
                  limit: int = 500) -> list[MessageRecord]:
         """Return a conversation's messages oldest first; empty unless it is on our_numbers."""
+        if not possible_row_id(self.engine, conversation_id):
+            return []
         stmt = select(Message).join(Conversation).where(Message.conversation_id == conversation_id)
         if our_numbers is not None:
             stmt = stmt.where(Conversation.our_number.in_(list(our_numbers)))
@@ -385,6 +447,6 @@ def install_store(app: Flask) -> ConversationStore:
             log.warning("CALFLINE_HASH_SECRET is not set: phone numbers are hashed with a "
                         "public development key. Set a long random secret and keep it.")
     store = ConversationStore.open(database_url(app.config["DATABASE_URL"], app.instance_path),
-                                   secret)
+                                   secret, float(app.config["STORE_TIMEOUT"]))
     app.extensions[EXTENSION] = store
     return store

@@ -16,11 +16,20 @@ a power cut or kernel crash can lose the last such messages (never corrupt
 the file; sqlite.org/pragma.html#pragma_synchronous, sqlite.org/wal.html).
 A message that changes the opt-out list is fsynced, and its fsync hardens
 every relaxed commit before it. PostgreSQL keeps synchronous_commit=on.
+
+Time limits (`open_engine(url, timeout)`, the web app passes its webhook budget): a
+PostgreSQL connection attempt gives up after connect_timeout, a statement after the
+server's statement_timeout, a pooled connection is waited for at most `timeout`, and
+dead peers are found by TCP keepalives and tcp_user_timeout. A SQLite writer waits
+for another's lock at most `timeout` (busy_timeout, and WriterQueue within the
+store work's own limit). None of these catches a server that accepts bytes and never
+answers; responder/store/guard.py does.
 """
 
 from __future__ import annotations
 
 import fcntl
+import math
 import os
 import sqlite3
 import threading
@@ -35,16 +44,22 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.pool import StaticPool
 
-from responder.errors import ConfigError
+from responder.errors import ConfigError, StoreUnavailable
+from responder.store.guard import remaining
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 DEFAULT_SQLITE_NAME = "calfline.sqlite3"
 # pg_advisory_xact_lock key: any constant that no other program on the database uses.
 MIGRATION_LOCK_KEY = 0x0CA1F11E
-# Seconds a SQLite writer waits for another process's write lock before giving up.
+# Seconds a SQLite writer waits for another process's write lock before giving up,
+# when open_engine() is given no timeout (the command line; the web app passes its own).
 SQLITE_BUSY_SECONDS = 30
+# libpq waits at least 2 s for a connection whatever connect_timeout says.
+PG_MIN_CONNECT_SECONDS = 2
+PG_PEER_SECONDS = 5
 # Page cache per SQLite connection, in KiB (negative: KiB, not pages); the pool keeps
 # up to a few connections per worker, so this stays well inside the memory budget.
 SQLITE_CACHE_KIB = 8192
@@ -71,10 +86,11 @@ def _normalized(url: str) -> URL:
     return parsed
 
 
-def _sqlite_engine(url: URL) -> Engine:
+def _sqlite_engine(url: URL, timeout: float | None) -> Engine:
     in_memory = url.database in (None, "", ":memory:")
+    busy = SQLITE_BUSY_SECONDS if timeout is None else timeout
     kwargs: dict[str, Any] = {
-        "connect_args": {"timeout": SQLITE_BUSY_SECONDS, "check_same_thread": False}
+        "connect_args": {"timeout": busy, "check_same_thread": False}
     }
     if in_memory:
         kwargs["poolclass"] = StaticPool
@@ -88,7 +104,7 @@ def _sqlite_engine(url: URL) -> Engine:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_SECONDS * 1000}")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy * 1000)}")
         cursor.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
         cursor.execute("PRAGMA synchronous=FULL")  # see the module docstring
         cursor.close()
@@ -128,12 +144,56 @@ def _use_wal(engine: Engine) -> None:
     engine.dispose()
 
 
-def open_engine(url: str) -> Engine:
-    """Create the engine for a URL, with SQLite set up for several processes."""
+def _postgres_limits(url: URL, timeout: float) -> dict[str, Any]:
+    """libpq settings that bound connecting, each statement and a silent peer."""
+    given = dict(url.query)
+    limits: dict[str, Any] = {
+        "connect_timeout": max(PG_MIN_CONNECT_SECONDS, math.ceil(timeout)),
+        # A peer that vanished (no RST: a cable, a crashed host) is found in about
+        # PG_PEER_SECONDS by keepalive probes when idle, or when data stays unacknowledged
+        # (Linux TCP_USER_TIMEOUT), instead of the kernel's default of minutes.
+        "keepalives": 1, "keepalives_idle": PG_PEER_SECONDS, "keepalives_interval": 1,
+        "keepalives_count": 3, "tcp_user_timeout": PG_PEER_SECONDS * 1000,
+    }
+    limits = {key: value for key, value in limits.items() if key not in given}
+    # statement_timeout rides in `options`, beside whatever the URL put there
+    # (search_path in the tests): connect_args replace the URL's keys, not merge them.
+    options = str(given.get("options", ""))
+    limits["options"] = f"{options} -c statement_timeout={int(timeout * 1000)}".strip()
+    return limits
+
+
+def open_engine(url: str, timeout: float | None = None) -> Engine:
+    """Create the engine for a URL, with SQLite set up for several processes.
+
+    `timeout` (seconds) bounds each statement, connection attempt and lock wait;
+    None keeps the drivers' own limits (the command line's long purges).
+    """
     parsed = _normalized(url)
     if parsed.get_backend_name() == "sqlite":
-        return _sqlite_engine(parsed)
-    return create_engine(parsed, pool_pre_ping=True)
+        return _sqlite_engine(parsed, timeout)
+    if timeout is None:
+        return create_engine(parsed, pool_pre_ping=True)
+    engine = create_engine(parsed, pool_timeout=timeout,
+                           connect_args=_postgres_limits(parsed, timeout))
+    _ping_on_checkout(engine)
+    return engine
+
+
+def _ping_on_checkout(engine: Engine) -> None:
+    """pool_pre_ping as a checkout listener: the store guard registers the connection
+    first (its own listener), so it can cut a ping stuck on a frozen server."""
+    dialect = engine.dialect
+
+    @event.listens_for(engine, "checkout")
+    def _ping(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+        try:
+            dialect.do_ping(dbapi_connection)
+        except dialect.loaded_dbapi.Error as exc:
+            if dialect.is_disconnect(exc, dbapi_connection, None):
+                # The pool drops this connection and checks out a fresh one.
+                raise DisconnectionError(str(exc)) from exc
+            raise
 
 
 class WriterQueue:
@@ -161,7 +221,11 @@ class WriterQueue:
         return self._fd[1]
 
     def __enter__(self) -> None:
-        self._threads.acquire()
+        # Inside the store guard, wait no longer than the work's own time limit; a
+        # writer stuck past it (a stalled disk) makes the guard give up on the work.
+        left = remaining()
+        if not self._threads.acquire(timeout=-1 if left is None else max(left, 0.0)):
+            raise StoreUnavailable("another writer held the database past the time limit")
         try:
             fcntl.flock(self._file(), fcntl.LOCK_EX)
         except BaseException:
@@ -218,6 +282,9 @@ def migrate(engine: Engine) -> None:
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     with engine.begin() as connection:
         if connection.dialect.name == "postgresql":
+            # Another instance may hold the lock while it migrates: wait for it, and let
+            # a long migration run, whatever the webhook's statement_timeout is.
+            connection.execute(text("SET LOCAL statement_timeout = 0"))
             connection.execute(text("SELECT pg_advisory_xact_lock(:key)"),
                                {"key": MIGRATION_LOCK_KEY})
         config.attributes["connection"] = connection

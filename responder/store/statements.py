@@ -80,6 +80,25 @@ class StoreStatements:
         self.save_state_and_opt_out = update(conv).where(
             conv.c.id == bindparam("conversation_id")).values(
             **state, opted_out=bindparam("opted_out"), opted_out_at=bindparam("opted_out_at"))
+        # A turn replayed from the spool (responder/store/spool.py) happened earlier than
+        # what the database may hold by now: it never moves updated_at back, never touches
+        # the context, and changes the opt-out only if no later message has come in.
+        replayed = insert(conv).values(
+            sender_hash=bindparam("sender_hash"), sender_last4=bindparam("sender_last4"),
+            our_number=bindparam("our_number"), created_at=bindparam("now"),
+            updated_at=bindparam("now"), opted_out=False,
+        )
+        self.touch_conversation_replayed = replayed.on_conflict_do_update(
+            index_elements=same_row,
+            set_={"updated_at": case((conv.c.updated_at > replayed.excluded.updated_at,
+                                      conv.c.updated_at), else_=replayed.excluded.updated_at)},
+        ).returning(conv.c.id, conv.c.opted_out)
+        self.later_inbound = select(msg.c.id).where(
+            msg.c.conversation_id == bindparam("conversation_id"), msg.c.direction == "in",
+            msg.c.created_at > bindparam("now")).limit(1)
+        self.set_opt_out = update(conv).where(conv.c.id == bindparam("conversation_id")).values(
+            opted_out=bindparam("opted_out"), opted_out_at=bindparam("opted_out_at"))
+        self.opted_out = select(conv.c.sender_hash, conv.c.our_number).where(conv.c.opted_out)
         reply, inbound = msg.alias("reply"), msg.alias("inbound")
         self.reply_for = (
             select(reply.c.body, reply.c.template_id, reply.c.conversation_id, reply.c.intent)

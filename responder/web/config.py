@@ -69,6 +69,15 @@ SETTINGS: dict[str, tuple[str, Callable[[str], Any], Any]] = {
     "DATABASE_URL": ("DATABASE_URL", _str, ""),
     "HASH_SECRET": ("CALFLINE_HASH_SECRET", _str, ""),
     "CONTEXT_MINUTES": ("CALFLINE_CONTEXT_MINUTES", _float, 30.0),
+    # Time limits (README "When things fail"): a webhook answers within WEBHOOK_BUDGET
+    # seconds whatever its dependencies do (Twilio gives up at 15 s, error 11205); it waits
+    # at most STORE_TIMEOUT for the database and REDIS_TIMEOUT per Redis call, then
+    # answers without them. Turns the database missed wait in SPOOL_DIR (empty:
+    # instance/spool) until it is back.
+    "WEBHOOK_BUDGET": ("CALFLINE_WEBHOOK_BUDGET", _float, 5.0),
+    "STORE_TIMEOUT": ("CALFLINE_STORE_TIMEOUT", _float, 1.0),
+    "REDIS_TIMEOUT": ("CALFLINE_REDIS_TIMEOUT", _float, 0.5),
+    "SPOOL_DIR": ("CALFLINE_SPOOL_DIR", _str, ""),
     # Rate limits (responder/channels/ratelimit.py), in flask-limiter's notation.
     "RATELIMIT_PER_SENDER": ("CALFLINE_RATELIMIT_PER_SENDER", _str, "30/minute"),
     "RATELIMIT_PER_IP": ("CALFLINE_RATELIMIT_PER_IP", _str, "300/minute"),

@@ -1,0 +1,265 @@
+"""Bound a webhook's database work in time, and stop calling a database that is down.
+
+    guard = StoreGuard(engine, timeout=1.0)
+    guard.run(work)      # work()'s result, or StoreUnavailable within `timeout` seconds
+    guard.attempt(work)  # the same even while the circuit is open (probes, replay)
+    guard.available      # False from the first failure until a probe succeeds
+
+Why a thread: psycopg has no client-side timeout for a query (connect_timeout
+covers only connecting, statement_timeout is enforced by the server), so a
+frozen server or network keeps the caller waiting for ever. The work runs on
+a small pool instead and the webhook waits at most `timeout`; work it stops
+waiting for is abandoned: its PostgreSQL socket is shut down (the blocked
+read fails at once and SQLAlchemy drops the connection), a SQLite connection
+is interrupted, and a connection, transaction or commit it has not begun yet is
+refused (`raise_if_abandoned`, called from the engine's connect, begin and commit
+events).
+
+A circuit breaker stops the webhooks from each paying that wait: after one
+failure `run` refuses at once until `attempt` succeeds (the spool replayer
+probes about once a second). It logs one warning when the circuit opens and
+one line with the count of refused calls when it closes: one outage, two lines.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import socket
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from typing import Any, TypeVar
+
+from sqlalchemy import Engine, event
+from sqlalchemy import exc as sa_exc
+
+from responder.errors import StoreUnavailable
+
+log = logging.getLogger("calfline.store")
+T = TypeVar("T")
+# Threads per process for store work: a gthread worker runs 4 requests at once, and a
+# few abandoned calls may still be unwinding.
+POOL_THREADS = 8
+# Errors that say the database cannot take the work now (down, unreachable, read-only,
+# full, too slow), as opposed to a bug: those open the circuit.
+UNAVAILABLE: tuple[type[BaseException], ...] = (
+    sa_exc.OperationalError,  # refused, dropped, disk full, read-only file, statement_timeout
+    sa_exc.InterfaceError,
+    sa_exc.InternalError,  # PostgreSQL: read-only transaction (a replica after fail-over)
+    sa_exc.TimeoutError,  # no pooled connection free in time
+    sa_exc.DisconnectionError,
+    sqlite3.OperationalError,
+    OSError,
+    StoreUnavailable,
+)
+
+_current = threading.local()
+_SERVER_ADDRESS = re.compile(r'connection to server (?:at|on socket) "[^"]*"(?:, port \d+)?')
+
+
+class _Work:
+    """One piece of store work on the pool: its deadline and the connections it holds."""
+
+    def __init__(self, deadline: float) -> None:
+        self.deadline = deadline
+        self.abandoned = False
+        self.connections: list[Any] = []
+
+    def abandon(self) -> None:
+        """Stop waiting for this work: cut what it is blocked on, refuse its commit."""
+        self.abandoned = True
+        for connection in list(self.connections):
+            _interrupt(connection)
+
+
+def _interrupt(dbapi_connection: Any) -> None:
+    """Wake a thread blocked on this DBAPI connection (best effort, from another thread)."""
+    if isinstance(dbapi_connection, sqlite3.Connection):
+        dbapi_connection.interrupt()
+        return
+    pgconn = getattr(dbapi_connection, "pgconn", None)  # psycopg 3
+    fd = getattr(pgconn, "socket", -1) if pgconn is not None else -1
+    if fd < 0:
+        return
+    try:
+        # shutdown() acts on the socket, not on this duplicate descriptor: the read
+        # psycopg is blocked in sees end-of-file and the query fails at once.
+        with socket.socket(fileno=os.dup(fd)) as sock:
+            sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass  # already closed
+
+
+def raise_if_abandoned() -> None:
+    """Refuse to begin or commit a transaction the webhook has stopped waiting for."""
+    work: _Work | None = getattr(_current, "work", None)
+    if work is not None and work.abandoned:
+        raise StoreUnavailable("the webhook stopped waiting for this database work")
+
+
+def remaining() -> float | None:
+    """Seconds left for the current store work, or None outside the guard (no limit)."""
+    work: _Work | None = getattr(_current, "work", None)
+    if work is None:
+        return None
+    return work.deadline - time.monotonic()
+
+
+def watch_engine(engine: Engine) -> None:
+    """Let the guard interrupt this engine's connections and refuse abandoned commits."""
+
+    @event.listens_for(engine, "checkout", insert=True)  # before the ping (database.py)
+    def _checked_out(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+        work: _Work | None = getattr(_current, "work", None)
+        if work is not None:
+            work.connections.append(dbapi_connection)
+
+    @event.listens_for(engine, "checkin")
+    def _checked_in(dbapi_connection: Any, _record: Any) -> None:
+        work: _Work | None = getattr(_current, "work", None)
+        if work is not None and dbapi_connection in work.connections:
+            work.connections.remove(dbapi_connection)
+
+    @event.listens_for(engine, "do_connect")
+    def _connect(_dialect: Any, _record: Any, _args: Any, _kwargs: Any) -> None:
+        raise_if_abandoned()  # nor a new connection after its ping was cut
+
+    @event.listens_for(engine, "begin", insert=True)  # before SQLite's BEGIN IMMEDIATE
+    def _begin(_connection: Any) -> None:
+        raise_if_abandoned()
+
+    @event.listens_for(engine, "commit")
+    def _commit(_connection: Any) -> None:
+        raise_if_abandoned()
+
+
+def describe(error: BaseException) -> str:
+    """A short reason for logs and /readyz: the error type and its first line, no URL."""
+    if isinstance(error, sa_exc.DBAPIError) and error.orig is not None:
+        error = error.orig
+    first = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    # libpq names the host and port; where the database lives stays out of logs and /readyz.
+    first = _SERVER_ADDRESS.sub("connection to server", first)
+    return f"{type(error).__name__}: {first[:160]}" if first else type(error).__name__
+
+
+class StoreGuard:
+    """A time limit for each piece of store work and a circuit breaker around the database."""
+
+    def __init__(self, engine: Engine, timeout: float, name: str = "database") -> None:
+        self.engine = engine
+        self.timeout = timeout
+        self.name = name
+        self._lock = threading.Lock()
+        self._pool: tuple[int, ThreadPoolExecutor] | None = None  # (pid, pool): never forked
+        self._down_since: float | None = None  # monotonic
+        self._reason = ""
+        self._refused = 0
+        watch_engine(engine)
+
+    @property
+    def available(self) -> bool:
+        """False from a failure until a probe (attempt) succeeds."""
+        return self._down_since is None
+
+    @property
+    def reason(self) -> str:
+        """Why the circuit is open ("" while it is closed)."""
+        return self._reason
+
+    def down_for(self) -> float:
+        """Seconds since the circuit opened (0 while closed)."""
+        since = self._down_since
+        return 0.0 if since is None else time.monotonic() - since
+
+    def run(self, work: Callable[[], T], timeout: float | None = None) -> T:
+        """Return work()'s result within the time limit; raise StoreUnavailable otherwise.
+
+        While the circuit is open this refuses at once, without touching the database.
+        """
+        if self._down_since is not None:
+            with self._lock:
+                self._refused += 1
+            raise StoreUnavailable(self._reason)
+        try:
+            return self._call(work, timeout)
+        except StoreUnavailable as exc:
+            self.trip(str(exc))
+            raise
+
+    def attempt(self, work: Callable[[], T], timeout: float | None = None) -> T:
+        """Like run(), also while the circuit is open; success closes it."""
+        try:
+            result = self._call(work, timeout)
+        except StoreUnavailable as exc:
+            self.trip(str(exc))
+            raise
+        self.reset()
+        return result
+
+    def trip(self, reason: str) -> None:
+        """Open the circuit (log once per outage)."""
+        with self._lock:
+            if self._down_since is not None:
+                return
+            self._down_since, self._reason, self._refused = time.monotonic(), reason, 0
+        log.warning("%s unavailable: answering without it until it is back", self.name,
+                    extra={"dependency": self.name, "error": reason})
+
+    def reset(self) -> None:
+        """Close the circuit, logging how long it was open and what it refused."""
+        with self._lock:
+            since, refused = self._down_since, self._refused
+            if since is None:
+                return
+            self._down_since, self._reason, self._refused = None, "", 0
+        log.warning("%s back", self.name, extra={
+            "dependency": self.name, "down_seconds": round(time.monotonic() - since, 3),
+            "calls_refused": refused})
+
+    def _executor(self) -> ThreadPoolExecutor:
+        pid = os.getpid()
+        pool = self._pool
+        if pool is None or pool[0] != pid:
+            with self._lock:
+                pool = self._pool
+                if pool is None or pool[0] != pid:  # a forked worker makes its own threads
+                    pool = (pid, ThreadPoolExecutor(POOL_THREADS, "calfline-store"))
+                    self._pool = pool
+        return pool[1]
+
+    def _call(self, work: Callable[[], T], timeout: float | None) -> T:
+        limit = self.timeout if timeout is None else min(timeout, self.timeout)
+        if limit <= 0:
+            raise StoreUnavailable("no time left in the webhook's budget")
+        job = _Work(time.monotonic() + limit)
+
+        def run_job() -> T:
+            if job.abandoned:  # waited in the queue past its deadline
+                raise StoreUnavailable("abandoned before it started")
+            _current.work = job
+            try:
+                return work()
+            finally:
+                _current.work = None
+
+        future: Future[T] = self._executor().submit(run_job)
+        try:
+            return future.result(timeout=limit)
+        except FutureTimeout:
+            job.abandon()
+            future.cancel()
+            raise StoreUnavailable(f"no answer within {limit:g} s") from None
+        except UNAVAILABLE as exc:
+            raise StoreUnavailable(describe(exc)) from exc
+
+    def shutdown(self) -> None:
+        """Stop this process's pool threads (tests, shutdown)."""
+        pool, self._pool = self._pool, None
+        if pool is not None and pool[0] == os.getpid():
+            pool[1].shutdown(wait=False, cancel_futures=True)

@@ -1,0 +1,154 @@
+"""The store guard: no webhook waits past its limit, abandoned work never commits, one log line
+per outage and one when it ends."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import exc as sa_exc
+from sqlalchemy import select, text
+from sqlalchemy.engine import make_url
+
+from responder.errors import StoreUnavailable
+from responder.store.conversation_store import ConversationStore
+from responder.store.models import Meta
+from tests.databases import postgres_schema, sqlite_url
+from tests.faultproxy import FaultProxy
+
+SECRET = "guard-test-secret"
+
+
+class Lines(logging.Handler):
+    """Every record one logger emits (CalfLine's loggers do not propagate to caplog)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@pytest.fixture
+def store_log() -> Iterator[Lines]:
+    lines, logger = Lines(), logging.getLogger("calfline.store")
+    logger.addHandler(lines)
+    yield lines
+    logger.removeHandler(lines)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[ConversationStore]:
+    opened = ConversationStore.open(sqlite_url(tmp_path), SECRET, timeout=0.3)
+    yield opened
+    opened.close()
+
+
+def _probe_rows(store: ConversationStore) -> int:
+    with store.engine.connect() as connection:
+        return len(connection.execute(select(Meta).where(Meta.key == "late")).all())
+
+
+def test_work_past_the_limit_is_abandoned_and_never_committed(store: ConversationStore) -> None:
+    def slow_write() -> None:
+        time.sleep(0.5)  # a stalled disk, a lock held elsewhere
+        with store.engine.begin() as connection:
+            connection.execute(Meta.__table__.insert().values(key="late", value="x"))
+
+    started = time.monotonic()
+    with pytest.raises(StoreUnavailable, match="no answer within 0.3 s"):
+        store.guard.run(slow_write)
+    assert time.monotonic() - started < 0.45
+    time.sleep(0.5)  # the abandoned work woke up meanwhile and tried to write
+    assert _probe_rows(store) == 0
+
+
+def test_one_warning_per_outage_and_one_when_it_ends(store: ConversationStore,
+                                                     store_log: Lines) -> None:
+    calls: list[int] = []
+
+    def failing() -> None:
+        calls.append(1)
+        raise sa_exc.OperationalError("INSERT", {}, Exception("database or disk is full"))
+
+    for _ in range(20):
+        with pytest.raises(StoreUnavailable):
+            store.guard.run(failing)
+    assert len(calls) == 1  # the open circuit refuses without touching the database
+    assert not store.guard.available and "disk is full" in store.guard.reason
+    store.guard.attempt(store.write_probe)
+    assert store.guard.available
+    messages = [(r.levelname, r.getMessage()) for r in store_log.records]
+    assert messages == [("WARNING", "database unavailable: answering without it until it is back"),
+                        ("WARNING", "database back")]
+    assert store_log.records[1].calls_refused == 19  # type: ignore[attr-defined]
+    assert not any(r.exc_info for r in store_log.records)  # no traceback
+
+
+def test_a_bug_is_not_an_outage(store: ConversationStore) -> None:
+    def buggy() -> None:
+        raise KeyError("a programming error")
+
+    with pytest.raises(KeyError):
+        store.guard.run(buggy)
+    assert store.guard.available
+
+
+def test_a_writer_holding_sqlite_past_the_limit_is_not_waited_for(
+    store: ConversationStore
+) -> None:
+    held, release = threading.Event(), threading.Event()
+
+    def hold_the_writer_lock() -> None:
+        with store._writers:  # another webhook's transaction, stuck on the disk
+            held.set()
+            release.wait(5)
+
+    holder = threading.Thread(target=hold_the_writer_lock)
+    holder.start()
+    held.wait(5)
+    started = time.monotonic()
+    try:
+        with pytest.raises(StoreUnavailable):
+            store.guard.run(store.write_probe)
+        assert time.monotonic() - started < 0.45
+    finally:
+        release.set()
+        holder.join()
+    store.guard.attempt(store.write_probe)  # and the next write goes through
+
+
+def test_a_frozen_postgresql_is_cut_loose(store_log: Lines) -> None:
+    with postgres_schema() as url, FaultProxy(5432) as proxy:
+        via_proxy = make_url(url).set(port=proxy.port).render_as_string(hide_password=False)
+        store = ConversationStore.open(via_proxy, SECRET, timeout=0.3)
+        finished = threading.Event()
+
+        def query() -> int:
+            try:
+                with store.engine.connect() as connection:
+                    return int(connection.execute(text("SELECT 1")).scalar_one())
+            finally:
+                finished.set()
+
+        try:
+            assert store.guard.run(query) == 1
+            finished.clear()
+            proxy.freeze()  # the server's kernel takes the bytes; no answer ever comes
+            started = time.monotonic()
+            with pytest.raises(StoreUnavailable):
+                store.guard.run(query)
+            assert time.monotonic() - started < 0.45
+            # psycopg has no read timeout: the guard shut the socket so the thread is free.
+            assert finished.wait(1.0)
+            proxy.heal()
+            assert store.guard.attempt(query) == 1  # a fresh connection
+        finally:
+            store.close()
+    assert [r.getMessage() for r in store_log.records] == [
+        "database unavailable: answering without it until it is back", "database back"]
