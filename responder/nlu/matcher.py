@@ -89,8 +89,8 @@ class Thresholds:
 
     fallback: float = 0.25
     ambiguity: float = 0.1
-    urgent: float = 0.7
-    check: float = 0.3
+    urgent: float = 0.6
+    check: float = 0.2
 
 
 def english_words(min_count: int = 100) -> frozenset[str]:

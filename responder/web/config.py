@@ -33,10 +33,10 @@ SETTINGS: dict[str, tuple[str, Callable[[str], Any], Any]] = {
     "MODEL_PATH": ("CALFLINE_MODEL_PATH", _str, ""),
     # Matching thresholds over calibrated probabilities (responder/nlu/matcher.py, README
     # "Matching"): red-flag probability for the urgent reply and for the check question.
-    "URGENT_THRESHOLD": ("CALFLINE_URGENT_THRESHOLD", _float, 0.6),
-    "CHECK_THRESHOLD": ("CALFLINE_CHECK_THRESHOLD", _float, 0.2),
-    "FALLBACK_THRESHOLD": ("CALFLINE_FALLBACK_THRESHOLD", _float, 0.25),
-    "AMBIGUITY_MARGIN": ("CALFLINE_AMBIGUITY_MARGIN", _float, 0.1),
+    "URGENT_THRESHOLD": ("CALFLINE_URGENT_THRESHOLD", _float, Thresholds.urgent),
+    "CHECK_THRESHOLD": ("CALFLINE_CHECK_THRESHOLD", _float, Thresholds.check),
+    "FALLBACK_THRESHOLD": ("CALFLINE_FALLBACK_THRESHOLD", _float, Thresholds.fallback),
+    "AMBIGUITY_MARGIN": ("CALFLINE_AMBIGUITY_MARGIN", _float, Thresholds.ambiguity),
     "CLINIC_NAME": ("CALFLINE_CLINIC_NAME", _str, "CalfLine"),
     "CLINIC_PHONE": ("CALFLINE_CLINIC_PHONE", _str, "your doctor or clinic"),
     "EMERGENCY_NUMBER": ("CALFLINE_EMERGENCY_NUMBER", _str, "911"),
