@@ -83,7 +83,7 @@ class Thresholds:
     """Where the calibrated probabilities are trusted; all are configuration.
 
     urgent and check were chosen on tests/data/dev*.tsv for red-flag recall
-    (README, "Matching"); fallback sends a message no intent explains well to
+    (README, "How a message is matched"); fallback sends a message no intent explains well to
     out_of_scope; ambiguity is Rasa's default margin.
     """
 
