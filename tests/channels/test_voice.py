@@ -20,6 +20,7 @@ from responder.dialogue.call_flow import MAX_HINT_CHARS, MAX_HINTS, MENU_DIGITS
 from responder.dialogue.replies import render_intent, render_system
 from responder.dialogue.respond import Responder
 from responder.nlu.catalog import DEFAULT_VARIABLES, load_catalog
+from responder.nlu.matcher import Thresholds
 from tests.conftest import DATA, INTENTS
 
 PHONE = "+15551234567"
@@ -386,3 +387,31 @@ def test_a_signed_call_against_a_real_server(tmp_path: Path) -> None:
             urllib.request.urlopen(forged, timeout=30)
         refused.value.close()
         assert refused.value.code == 403
+
+
+@pytest.mark.parametrize(("answer", "intent"), [({"SpeechResult": "yes"}, "red_flag"),
+                                                ({"Digits": "1"}, "red_flag"),
+                                                ({"SpeechResult": "no", "Confidence": "0.8"},
+                                                 "post_run_tightness"),
+                                                ({"Digits": "2"}, "post_run_tightness")])
+def test_the_check_question_over_the_webhook(
+    make_client: Callable[..., FlaskClient], responder: Responder, answer: dict[str, str],
+    intent: str,
+) -> None:
+    """Turn 1 asks (the pending answer rides in the Gather URL); turn 2's yes/no decides."""
+    cautious = Responder(responder.catalog, Thresholds(urgent=1.0, check=0.0))
+    post = _poster(make_client(RESPONDER=cautious))
+    asked = post("/voice/answer?turn=1&tries=0", SpeechResult="calves tight after my run",
+                 Confidence="0.9")
+    assert _says(asked) == [_system("check")]
+    assert "check=post_run_tightness" in _action(asked)
+    answered = post(_action(asked), **answer)
+    said = answered[0]
+    if intent == "red_flag":
+        prosody = said.find("prosody")
+        assert prosody is not None and prosody.attrib == {"rate": "slow"}
+        assert prosody.text == render_intent(CATALOG, "red_flag", "voice", DEFAULT_VARIABLES,
+                                             care="urgent").text
+    else:
+        assert _text(said) == _voice(intent)
+    assert "check=" not in _action(answered)
