@@ -21,8 +21,14 @@ from flask import Flask, Response, current_app, request
 from twilio.request_validator import RequestValidator
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from responder.channels.ratelimit import check_ip_limit, check_sender_limit
+from responder.channels.ratelimit import (
+    check_sender_limit,
+    count_failed_signature,
+    is_resent_copy,
+)
+from responder.dialogue.respond import Responder
 from responder.errors import ConfigError
+from responder.store.conversation_store import idempotency_key
 
 log = logging.getLogger("calfline.security")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -87,23 +93,46 @@ def refusal() -> str | None:
     return "X-Twilio-Signature does not match this request"
 
 
+def webhook_key() -> str | None:
+    """What makes this webhook one delivery: re-sent copies share it (see ratelimit.py)."""
+    form = request.form
+    token = request.headers.get("I-Twilio-Idempotency-Token")
+    sid = form.get("MessageSid") or form.get("SmsSid")
+    call = form.get("CallSid")
+    return (idempotency_key("token", request.path, token)
+            or idempotency_key("message", request.path, sid)
+            or idempotency_key("call", request.path, call, request.query_string.decode()))
+
+
+def _may_be_urgent() -> bool:
+    """True if the message is (or may be) a red flag: it gets through any sender limit."""
+    text = request.form.get("Body") or request.form.get("SpeechResult") or ""
+    if not text.strip():
+        return False
+    responder: Responder = current_app.extensions["calfline"]
+    answer = responder.answer(text, "voice" if "SpeechResult" in request.form else "sms")
+    return answer.reply.urgent or answer.match.check
+
+
 def twilio_webhook(view: F) -> F:
-    """Refuse what Twilio did not sign (403) and rate-limit (429) before the view runs."""
+    """Refuse what Twilio did not sign (403, 429 past the IP limit) and limit each sender."""
 
     @wraps(view)
     def checked(*args: Any, **kwargs: Any) -> Any:
-        limited = check_ip_limit()
-        if limited is not None:
-            return limited
         reason = refusal()
         if reason is not None:
+            # Only failures count against the IP: a forger cannot use up Twilio's allowance.
+            limited = count_failed_signature()
+            if limited is not None:
+                return limited
             return Response(f"Forbidden: {reason}\n", 403, mimetype="text/plain")
-        store = current_app.extensions.get("calfline_store")
-        sender = request.form.get("From", "")
-        sender_id = store.hasher.key(sender).hash if store is not None else sender
-        limited = check_sender_limit(sender_id)
-        if limited is not None:
-            return limited
+        if not is_resent_copy(webhook_key()):  # a copy is answered again, never counted
+            store = current_app.extensions.get("calfline_store")
+            sender = request.form.get("From", "")
+            sender_id = store.hasher.key(sender).hash if store is not None else sender
+            limited = check_sender_limit(sender_id)
+            if limited is not None and not _may_be_urgent():
+                return limited
         return view(*args, **kwargs)
 
     return checked  # type: ignore[return-value]
