@@ -31,8 +31,14 @@ worker_class = "gthread" if threads > 1 else "sync"
 # workers share those pages copy-on-write instead of each training its own.
 preload_app = True
 
-# Twilio gives up after 15 s (twilio.com/docs/errors/11205); a worker stuck
-# twice that long is killed and replaced.
+# `timeout` is not a request timeout. A gthread worker's main loop tells the master
+# it is alive on every turn while its request threads wait, so only a worker whose
+# main loop is stuck is killed after 30 s (with CALFLINE_THREADS=1, the sync worker,
+# also one request stuck that long). Twilio gives up after 15 s
+# (twilio.com/docs/errors/11205): the app keeps every webhook inside
+# CALFLINE_WEBHOOK_BUDGET (5 s) itself, waiting at most CALFLINE_STORE_TIMEOUT for
+# the database and CALFLINE_REDIS_TIMEOUT for Redis before answering without them
+# (README "When things fail"; tests/channels/test_faults.py).
 timeout = 30
 graceful_timeout = 30
 keepalive = 5

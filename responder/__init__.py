@@ -8,7 +8,9 @@ from typing import Any
 from flask import Flask
 
 from responder.channels import sms, voice
+from responder.channels.fallback import install_fallback
 from responder.channels.ratelimit import install_rate_limits
+from responder.channels.replay import install_replayer
 from responder.channels.signatures import install_security
 from responder.dialogue.respond import Responder
 from responder.errors import CalfLineError, ConfigError, IntentDataError
@@ -34,6 +36,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     install_store(app)  # app.extensions["calfline_store"], migrated to the newest schema
     install_request_logging(app)
     install_frontdesk(app)  # clinic profiles, JSON API, staff console, escalation (needs the store)
+    install_fallback(app)  # time budget, spool and opt-out copy for when the database fails
+    install_replayer(app)  # records spooled turns once the database is back
     for blueprint in (health.bp, sms.bp, voice.bp):
         app.register_blueprint(blueprint)
     return app

@@ -11,7 +11,9 @@ import time
 import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 ROOT = Path(__file__).resolve().parent.parent
 GUNICORN = Path(sys.executable).with_name("gunicorn")
@@ -24,17 +26,33 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+@dataclass
+class RunningServer:
+    """A gunicorn started by gunicorn_process(): its URL, process and log so far."""
+
+    base: str
+    process: subprocess.Popen[bytes]
+    log: IO[bytes]
+
+    def log_text(self) -> str:
+        """Everything the server wrote to stderr so far (its JSON log lines)."""
+        # A new open file description: seeking the shared one would move the server's
+        # write offset too (Linux /proc/self/fd).
+        with open(f"/proc/self/fd/{self.log.fileno()}", "rb") as log:
+            return log.read().decode("utf-8", "replace")
+
+
 @contextmanager
 def gunicorn(env: Mapping[str, str], workers: int = 2, timeout: float = 180) -> Iterator[str]:
     """Run `gunicorn -w N responder:create_app()`; yield its base URL once /healthz answers."""
-    with gunicorn_process(env, workers, timeout) as (base, _):
-        yield base
+    with gunicorn_process(env, workers, timeout) as server:
+        yield server.base
 
 
 @contextmanager
 def gunicorn_process(env: Mapping[str, str], workers: int = 2, timeout: float = 180,
-                     prefix: Sequence[str] = ()) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """gunicorn() that also yields the process; `prefix` wraps the command (e.g. unshare)."""
+                     prefix: Sequence[str] = ()) -> Iterator[RunningServer]:
+    """gunicorn() that yields the process and its log; `prefix` wraps the command."""
     port = free_port()
     clean = {k: v for k, v in os.environ.items()
              if not k.startswith(("CALFLINE_", "TWILIO_")) and k != "DATABASE_URL"}
@@ -62,7 +80,7 @@ def gunicorn_process(env: Mapping[str, str], workers: int = 2, timeout: float = 
                 pass
             assert time.monotonic() < deadline, "gunicorn did not become healthy"
             time.sleep(0.2)
-        yield base, process
+        yield RunningServer(base, process, log)
     except AssertionError:
         log.seek(0)
         sys.stderr.write(log.read()[-5000:].decode("utf-8", "replace"))  # shown by pytest

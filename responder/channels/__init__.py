@@ -1,11 +1,14 @@
 """The ways in from Twilio: the SMS and voice webhooks and what guards them.
 
 `sms.bp` and `voice.bp` read Twilio's form fields and answer TwiML; every
-webhook passes `twilio_webhook` (X-Twilio-Signature checked, per-IP and
-per-sender rate limits) first. A text is answered and recorded with its
-conversation's context (`answer_and_record`), a call turn by the call flow
-(`record_turn`). `calfline twilio-setup` points a number's webhooks here.
-A new channel goes beside these; the layers below never import a channel.
+webhook passes `twilio_webhook` (X-Twilio-Signature checked, then the rate
+limits: per IP for what fails the check, per sender for what passes) first. A
+text is answered and recorded with its conversation's context
+(`answer_and_record`), a call turn by the call flow (`record_turn`); when the
+database fails or is slow they are answered anyway and spooled (`fallback.py`)
+until `replay.py` records them. `calfline twilio-setup` points a number's
+webhooks here. A new channel goes beside these; the layers below never import a
+channel.
 """
 
 from responder.channels.answer_and_record import answer_and_record

@@ -1,7 +1,9 @@
-"""Answer one inbound message with its conversation's context, and record both. No Flask.
+"""Answer one inbound text with its conversation's context, and record both. No Flask.
 
-Web routes (SMS now, voice turns too) call answer_and_record(); a webhook that
-Twilio re-sends gets the reply recorded the first time, not a second answer.
+answer_and_record() is the normal path: the sender's state from the store, the
+reply, one record (a webhook that Twilio re-sends gets the reply recorded the
+first time, not a second answer). answer_without_store() is the path when the
+database failed: the same rules on an empty context (responder/channels/fallback.py).
 """
 
 from __future__ import annotations
@@ -21,14 +23,29 @@ def answer_and_record(
     variables: Mapping[str, str] | None,
     context_window: timedelta,
     now: datetime | None = None,
-) -> StoredReply:
-    """Return the reply to send: the recorded one for a re-sent webhook, else a new one."""
+) -> tuple[StoredReply, Turn]:
+    """Return the reply to send (the recorded one for a re-sent webhook) and the turn decided."""
     now = now or utcnow()
+    decided: list[Turn] = []
 
     def decide(state: ConversationState) -> Turn:
-        return respond(responder, inbound.body, inbound.channel, variables, state, now,
-                       context_window)
+        decided.append(respond(responder, inbound.body, inbound.channel, variables, state, now,
+                               context_window))
+        return decided[-1]
 
     # A re-sent webhook is caught by the insert itself (its dedupe key is unique), which
     # then returns the first reply: one look-up less for every message that is not a retry.
-    return store.exchange(inbound, decide, now)
+    return store.exchange(inbound, decide, now), decided[-1]
+
+
+def answer_without_store(
+    responder: Responder,
+    inbound: Inbound,
+    variables: Mapping[str, str] | None,
+    opted_out: bool,
+    now: datetime,
+) -> Turn:
+    """Answer with no conversation context: red flags, commands and plain questions as
+    always; "more", "1"/"2" and YES to the check question get what needs no context."""
+    state = ConversationState(opted_out=opted_out)
+    return respond(responder, inbound.body, inbound.channel, variables, state, now, timedelta(0))

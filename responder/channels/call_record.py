@@ -46,6 +46,17 @@ def escalation_inbound(inbound: Inbound, intent: str | None) -> Inbound:
     return replace(inbound, dedupe_key=per_call or inbound.dedupe_key)
 
 
+def call_turn(inbound: Inbound, step: Step,
+              state: ConversationState | None = None) -> Turn:
+    """The turn to record for a call step: what was matched and what the line spoke."""
+    match = step.match
+    if match is None:  # silence, the menu key, connect: nothing was matched
+        match = Match(inbound.body, "", "", 0.0, reason="call_control")
+    urgent = match.intent == "red_flag"
+    return Turn(match, Reply(step.spoken, step.template_id, urgent),
+                state or ConversationState())
+
+
 def record_turn(
     store: ConversationStore, inbound: Inbound, step: Step, now: datetime | None = None
 ) -> StoredReply:
@@ -62,8 +73,4 @@ def record_turn(
         state = ConversationState(last_intent=match.intent, context_at=now)
     else:
         state = store.state(inbound.sender, inbound.our_number)  # keep the context as it is
-    if match is None:  # silence, the menu key, connect: nothing was matched
-        match = Match(inbound.body, "", "", 0.0, reason="call_control")
-    urgent = match.intent == "red_flag"
-    turn = Turn(match, Reply(step.spoken, step.template_id, urgent), state)
-    return store.record(inbound, turn, now)
+    return store.record(inbound, call_turn(inbound, step, state), now)

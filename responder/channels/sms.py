@@ -7,12 +7,10 @@ from datetime import timedelta
 from flask import Blueprint, Response, current_app, g, request
 from twilio.twiml.messaging_response import MessagingResponse
 
-from responder.channels.answer_and_record import answer_and_record
+from responder.channels.fallback import answer_text
 from responder.channels.signatures import twilio_webhook
-from responder.dialogue.respond import Responder
 from responder.frontdesk.clinics import variables_for_number
-from responder.frontdesk.escalation import queue_escalation
-from responder.store.conversation_store import ConversationStore, Inbound, idempotency_key
+from responder.store.conversation_store import Inbound, idempotency_key
 
 bp = Blueprint("sms", __name__)
 
@@ -30,9 +28,10 @@ def clinic_variables() -> dict[str, str]:
 @bp.route("/sms", methods=["POST"])
 @twilio_webhook
 def incoming_sms() -> Response:
-    """Answer one SMS in its conversation's context; a re-sent webhook gets the same reply."""
-    responder: Responder = current_app.extensions["calfline"]
-    store: ConversationStore = current_app.extensions["calfline_store"]
+    """Answer one SMS in its conversation's context; a re-sent webhook gets the same reply.
+
+    If the database fails or is slow the reply still goes out (responder/channels/fallback.py).
+    """
     form = request.form
     # MessageSid names the message; the idempotency token covers webhooks without one.
     sid = form.get("MessageSid") or form.get("SmsSid")
@@ -40,10 +39,9 @@ def incoming_sms() -> Response:
     inbound = Inbound("sms", form.get("From", ""), form.get("To", ""), form.get("Body", ""),
                       sid, idempotency_key("sms", sid) or idempotency_key("sms-token", token))
     minutes = float(current_app.config["CONTEXT_MINUTES"])
-    reply = answer_and_record(store, responder, inbound, clinic_variables(),
-                              timedelta(minutes=minutes))
+    # Recorded with its clinic alert queued in the outbox, or spooled until the database is back.
+    reply = answer_text(inbound, clinic_variables(), timedelta(minutes=minutes))
     g.calfline_intent = reply.intent  # for the request log line
-    queue_escalation(current_app, inbound, reply)  # an outbox row; delivered in the background
     response = MessagingResponse()
     if reply.text:
         # An empty reply (opt-out, opted-out sender) sends nothing: Twilio confirms STOP itself.

@@ -1,8 +1,9 @@
 """Twilio's voice webhooks: a call's speech or keys in, spoken TwiML out.
 
 The call flow itself lives in responder/dialogue/call_flow.py; this module only reads
-the request, asks the flow for the next step, records the turn (responder/channels/call_record.py),
-queues a clinic alert for a red flag, and renders the step with `VoiceResponse`.
+the request, asks the flow for the next step, records the turn and queues a clinic
+alert for a red flag (responder/channels/call_record.py; the spool when the database
+fails, responder/channels/fallback.py), and renders the step with `VoiceResponse`.
 
 A call is not SMS: an SMS opt-out does not silence what the line says on a
 call, and "stop" on a call ends the call without opting the number out of SMS.
@@ -18,7 +19,8 @@ from flask import Blueprint, Response, current_app, g, request, url_for
 from flask.blueprints import BlueprintSetupState
 from twilio.twiml.voice_response import Gather, Say, VoiceResponse
 
-from responder.channels.call_record import call_turn_inbound, escalation_inbound, record_turn
+from responder.channels.call_record import call_turn_inbound
+from responder.channels.fallback import record_call
 from responder.channels.signatures import twilio_webhook
 from responder.channels.sms import clinic_variables, twiml
 from responder.dialogue.call_flow import (
@@ -37,8 +39,6 @@ from responder.dialogue.call_flow import (
 )
 from responder.dialogue.respond import Responder
 from responder.frontdesk.clinics import ClinicDirectory
-from responder.frontdesk.escalation import queue_escalation
-from responder.store.conversation_store import ConversationStore
 
 bp = Blueprint("voice", __name__)
 
@@ -155,7 +155,6 @@ def incoming_call() -> Response:
 def answer_call() -> Response:
     """Answer what the caller said or pressed, record the turn, then listen again or hang up."""
     settings: VoiceSettings = current_app.extensions["calfline_voice"]
-    store: ConversationStore = current_app.extensions["calfline_store"]
     form = request.form
     state = CallState.from_query(request.args, settings.rules)
     heard = Heard.from_fields(form.get("SpeechResult"), form.get("Confidence"), form.get("Digits"))
@@ -166,8 +165,8 @@ def answer_call() -> Response:
         form.get("From", ""), form.get("To", ""), heard, form.get("CallSid"), state.turn,
         request.headers.get("I-Twilio-Idempotency-Token"),
     )
-    reply = record_turn(store, inbound, step)
+    # Recorded with a red flag's clinic alert queued, or spooled while the database is away:
+    # the step needs no database, so the caller hears it either way.
+    record_call(inbound, step)
     g.calfline_intent = step.intent  # for the request log line
-    # An outbox row only, delivered in the background: the caller never waits for the clinic.
-    queue_escalation(current_app, escalation_inbound(inbound, reply.intent), reply)
     return twiml(render(step, settings))

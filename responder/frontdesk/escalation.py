@@ -134,12 +134,15 @@ def sms_text(row: Escalation, clinic: Clinic) -> str:
 
 def _send_sms(row: Escalation, clinic: Clinic, config: dict[str, Any]) -> None:
     from twilio.base.exceptions import TwilioException
+    from twilio.http.http_client import TwilioHttpClient
     from twilio.rest import Client
 
     sid, token = config["TWILIO_ACCOUNT_SID"], config["TWILIO_AUTH_TOKEN"]
     if not sid or not token:
         raise DeliveryError("TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN are needed for SMS alerts")
-    client = Client(sid, token)
+    # Twilio's HTTP client waits for ever by default; an alert that cannot go out now
+    # is retried with backoff anyway.
+    client = Client(sid, token, http_client=TwilioHttpClient(timeout=WEBHOOK_TIMEOUT_SECONDS))
     client.api.base_url = config["TWILIO_API_URL"].rstrip("/")
     try:
         client.messages.create(to=clinic.escalation_phone, from_=row.our_number,
@@ -211,14 +214,29 @@ def deliver_due(app: Flask, limit: int = 20) -> int:
 
 
 def run_worker(app: Flask, stop: threading.Event) -> None:
-    """Deliver until `stop` is set, waking early when a route queues a notification."""
+    """Deliver until `stop` is set, waking early when a route queues a notification.
+
+    While the store's circuit is open (the database failed a webhook) it waits
+    instead of queueing on a dead connection; a database error is logged once per
+    outage, not every round.
+    """
     wakeup: threading.Event = app.extensions["calfline_escalation_wakeup"]
+    guard = app.extensions["calfline_store"].guard
+    failing = False
     while not stop.is_set():
-        try:
-            busy = deliver_due(app)
-        except SQLAlchemyError:
-            log.exception("escalation worker: database error; retrying")
-            busy = 0
+        busy = 0
+        if guard.available:
+            try:
+                busy = deliver_due(app)
+            except SQLAlchemyError as exc:
+                if not failing:
+                    log.warning("escalation worker: database error; retrying every %.0f s",
+                                POLL_SECONDS, extra={"error": type(exc).__name__})
+                failing = True
+            else:
+                if failing:
+                    log.warning("escalation worker: database back")
+                failing = False
         if not busy:
             wakeup.wait(POLL_SECONDS)
             wakeup.clear()

@@ -17,8 +17,10 @@ events).
 
 A circuit breaker stops the webhooks from each paying that wait: after one
 failure `run` refuses at once until `attempt` succeeds (the spool replayer
-probes about once a second). It logs one warning when the circuit opens and
-one line with the count of refused calls when it closes: one outage, two lines.
+probes about once a second). One outage, two log lines: a warning when the
+circuit first opens, and one with the counts (calls refused, relapses) once it
+has stayed closed for SETTLE_SECONDS; a full disk that lets a few writes through
+is one outage, not a line a second.
 """
 
 from __future__ import annotations
@@ -58,7 +60,19 @@ UNAVAILABLE: tuple[type[BaseException], ...] = (
     StoreUnavailable,
 )
 
+# An outage ends (one "back" line) when the database has worked for this long.
+SETTLE_SECONDS = 3.0
 _current = threading.local()
+
+
+class _Outage:
+    """One outage as the log tells it: from the first failure to a settled recovery."""
+
+    def __init__(self, began: float) -> None:
+        self.began = began
+        self.closed_at: float | None = None
+        self.refused = 0
+        self.relapses = 0
 _SERVER_ADDRESS = re.compile(r'connection to server (?:at|on socket) "[^"]*"(?:, port \d+)?')
 
 
@@ -157,9 +171,9 @@ class StoreGuard:
         self.name = name
         self._lock = threading.Lock()
         self._pool: tuple[int, ThreadPoolExecutor] | None = None  # (pid, pool): never forked
-        self._down_since: float | None = None  # monotonic
+        self._down_since: float | None = None  # monotonic; the circuit is open
         self._reason = ""
-        self._refused = 0
+        self._outage: _Outage | None = None  # logged as begun, not yet as over
         watch_engine(engine)
 
     @property
@@ -183,9 +197,12 @@ class StoreGuard:
         While the circuit is open this refuses at once, without touching the database.
         """
         if self._down_since is not None:
-            with self._lock:
-                self._refused += 1
+            outage = self._outage
+            if outage is not None:
+                outage.refused += 1  # a gauge for the log line; a lost increment is harmless
             raise StoreUnavailable(self._reason)
+        if self._outage is not None:
+            self.settle()
         try:
             return self._call(work, timeout)
         except StoreUnavailable as exc:
@@ -203,24 +220,49 @@ class StoreGuard:
         return result
 
     def trip(self, reason: str) -> None:
-        """Open the circuit (log once per outage)."""
+        """Open the circuit and drop the pooled connections; log if an outage begins.
+
+        A pooled connection may be what failed: SQLite opens a file it cannot write
+        read-only and stays so, a PostgreSQL socket may be dead. The next attempt
+        opens fresh ones. A failure within SETTLE_SECONDS of the last recovery (a
+        full disk lets some writes through) is the same outage: no second warning.
+        """
+        self.engine.dispose()
+        now = time.monotonic()
         with self._lock:
             if self._down_since is not None:
                 return
-            self._down_since, self._reason, self._refused = time.monotonic(), reason, 0
+            self._down_since, self._reason = now, reason
+            if self._outage is not None:
+                self._outage.relapses += 1
+                return
+            self._outage = _Outage(now)
         log.warning("%s unavailable: answering without it until it is back", self.name,
                     extra={"dependency": self.name, "error": reason})
 
     def reset(self) -> None:
-        """Close the circuit, logging how long it was open and what it refused."""
+        """Close the circuit; settle() logs the outage over once it stays closed."""
         with self._lock:
-            since, refused = self._down_since, self._refused
-            if since is None:
+            if self._down_since is None:
                 return
-            self._down_since, self._reason, self._refused = None, "", 0
+            self._down_since, self._reason = None, ""
+            if self._outage is not None:
+                self._outage.closed_at = time.monotonic()
+        self.settle()
+
+    def settle(self) -> None:
+        """Log the end of an outage (how long, what was refused) once the circuit has
+        stayed closed for SETTLE_SECONDS; the spool replayer calls this every second."""
+        now = time.monotonic()
+        with self._lock:
+            outage = self._outage
+            if (outage is None or self._down_since is not None or outage.closed_at is None
+                    or now - outage.closed_at < SETTLE_SECONDS):
+                return
+            self._outage = None
         log.warning("%s back", self.name, extra={
-            "dependency": self.name, "down_seconds": round(time.monotonic() - since, 3),
-            "calls_refused": refused})
+            "dependency": self.name, "down_seconds": round(outage.closed_at - outage.began, 3),
+            "calls_refused": outage.refused, "relapses": outage.relapses})
 
     def _executor(self) -> ThreadPoolExecutor:
         pid = os.getpid()

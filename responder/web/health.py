@@ -1,8 +1,17 @@
 """Liveness and readiness for load balancers, orchestrators and `calfline serve`.
 
-/healthz says the process is up (restart it if not); /readyz says it can
-answer right now (send it traffic only if so): intents loaded and, when a
-database is configured, the database answering.
+/healthz says the process is up (restart it if not). /readyz says whether to
+send it traffic, within 1 s whatever the database does:
+
+- `intents`: the catalog is loaded;
+- `database`: it takes a write now (a one-row write under the store guard,
+  PROBE_SECONDS at most), else why not and for how long;
+- `spool`: turns answered without the database and waiting to be recorded.
+
+"ready" (200): all well. "degraded" (200): the database takes writes again and
+the spool is being replayed into it. "not ready" (503): no intents, the database
+cannot be written, or turns went to the spool in the last GROWING_SECONDS.
+The webhooks answer in every state (README "When things fail").
 """
 
 from __future__ import annotations
@@ -12,8 +21,13 @@ from typing import Any
 
 from flask import Blueprint, current_app
 
+from responder.errors import StoreUnavailable
+
 bp = Blueprint("health", __name__)
 log = logging.getLogger("calfline.health")
+PROBE_SECONDS = 0.8  # /readyz answers within 1 s
+GROWING_SECONDS = 10.0
+Check = tuple[bool, str]
 
 
 @bp.get("/healthz")
@@ -22,7 +36,7 @@ def healthz() -> tuple[dict[str, str], int]:
     return {"status": "ok"}, 200
 
 
-def intents_status() -> tuple[bool, str]:
+def intents_status() -> Check:
     """Report whether the responder is built with a non-empty intent catalog."""
     responder = current_app.extensions.get("calfline")
     catalog = getattr(responder, "catalog", None)
@@ -30,39 +44,44 @@ def intents_status() -> tuple[bool, str]:
     return (count > 0, f"{count} intents loaded" if count else "no intents loaded")
 
 
-def ping_store(store: Any) -> None:
-    """Round-trip to the store's database; raise if it does not answer."""
-    ping = getattr(store, "ping", None)
-    if callable(ping):
-        ping()
-        return
-    from sqlalchemy import text
-
-    with store.engine.connect() as connection:
-        connection.execute(text("SELECT 1"))
-
-
-def database_status() -> tuple[bool, str]:
-    """Report whether the configured store answers; no store is not an error."""
+def database_status() -> Check:
+    """Report whether the store takes a write now; no store is not an error."""
     store = current_app.extensions.get("calfline_store")
     if store is None:
         return True, "no database configured"
     try:
-        ping_store(store)
-    except Exception as exc:  # noqa: BLE001 - any failure means "not ready", with a reason
-        # The message can carry the database URL; it goes to the log, not the caller.
-        log.warning("database not reachable", extra={"error": type(exc).__name__})
-        return False, f"unreachable ({type(exc).__name__})"
-    return True, "reachable"
+        store.guard.attempt(store.write_probe, PROBE_SECONDS)
+    except StoreUnavailable:
+        # The reason names the error type and its first line, never the database URL.
+        return False, (f"not writable for {store.guard.down_for():.0f} s "
+                       f"({store.guard.reason})")
+    return True, "writable"
+
+
+def spool_status() -> tuple[Check, int, bool]:
+    """Report the turns waiting in the spool: (check, how many, growing)."""
+    fallback = current_app.extensions.get("calfline_fallback")
+    if fallback is None:
+        return (True, "no spool"), 0, False
+    pending = fallback.spool.pending()
+    age = fallback.spool.last_append_age()
+    growing = pending > 0 and age is not None and age < GROWING_SECONDS
+    if not pending:
+        return (True, "empty"), 0, False
+    state = "growing" if growing else "being replayed"
+    return (not growing, f"{pending} turns waiting, {state}"), pending, growing
 
 
 @bp.get("/readyz")
 def readyz() -> tuple[dict[str, Any], int]:
-    """Answer 200 when every check passes, else 503 naming the one that failed."""
-    checks = {"intents": intents_status(), "database": database_status()}
+    """Answer 200 (ready or degraded) or 503 naming the check that failed."""
+    spool, pending, _ = spool_status()
+    checks = {"intents": intents_status(), "database": database_status(), "spool": spool}
     ready = all(ok for ok, _ in checks.values())
+    status = ("degraded" if pending else "ready") if ready else "not ready"
     body = {
-        "status": "ready" if ready else "not ready",
+        "status": status,
         "checks": {name: {"ok": ok, "detail": detail} for name, (ok, detail) in checks.items()},
+        "spool_pending": pending,
     }
     return body, 200 if ready else 503

@@ -93,6 +93,9 @@ def _log(response: Response) -> Response:
         "status": response.status_code,
         "intent": g.get("calfline_intent"),
         "latency_ms": None if latency_ms is None else round(latency_ms, 3),
+        # Set when this turn went to the spool: how many turns wait there (a gauge).
+        **({"spool_pending": g.calfline_spool_pending}
+           if g.get("calfline_spool_pending") is not None else {}),
     })
     return response
 

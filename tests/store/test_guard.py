@@ -3,7 +3,6 @@ per outage and one when it ends."""
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 from collections.abc import Iterator
@@ -15,31 +14,20 @@ from sqlalchemy import select, text
 from sqlalchemy.engine import make_url
 
 from responder.errors import StoreUnavailable
+from responder.store import guard
 from responder.store.conversation_store import ConversationStore
 from responder.store.models import Meta
 from tests.databases import postgres_schema, sqlite_url
 from tests.faultproxy import FaultProxy
+from tests.log_capture import Lines, captured
 
 SECRET = "guard-test-secret"
 
 
-class Lines(logging.Handler):
-    """Every record one logger emits (CalfLine's loggers do not propagate to caplog)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-
-
 @pytest.fixture
 def store_log() -> Iterator[Lines]:
-    lines, logger = Lines(), logging.getLogger("calfline.store")
-    logger.addHandler(lines)
-    yield lines
-    logger.removeHandler(lines)
+    with captured("calfline.store") as lines:
+        yield lines
 
 
 @pytest.fixture
@@ -68,13 +56,19 @@ def test_work_past_the_limit_is_abandoned_and_never_committed(store: Conversatio
     assert _probe_rows(store) == 0
 
 
-def test_one_warning_per_outage_and_one_when_it_ends(store: ConversationStore,
-                                                     store_log: Lines) -> None:
+def _full_disk() -> None:
+    raise sa_exc.OperationalError("INSERT", {}, Exception("database or disk is full"))
+
+
+def test_one_warning_per_outage_and_one_when_it_ends(
+    store: ConversationStore, store_log: Lines, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(guard, "SETTLE_SECONDS", 0.2)
     calls: list[int] = []
 
     def failing() -> None:
         calls.append(1)
-        raise sa_exc.OperationalError("INSERT", {}, Exception("database or disk is full"))
+        _full_disk()
 
     for _ in range(20):
         with pytest.raises(StoreUnavailable):
@@ -83,10 +77,19 @@ def test_one_warning_per_outage_and_one_when_it_ends(store: ConversationStore,
     assert not store.guard.available and "disk is full" in store.guard.reason
     store.guard.attempt(store.write_probe)
     assert store.guard.available
+    # A full disk lets a write through now and then: the same outage, no second warning.
+    with pytest.raises(StoreUnavailable):
+        store.guard.run(_full_disk)
+    store.guard.attempt(store.write_probe)
+    store.guard.settle()
+    assert len(store_log.records) == 1  # not over yet: it has not stayed back long enough
+    time.sleep(0.25)
+    store.guard.settle()
     messages = [(r.levelname, r.getMessage()) for r in store_log.records]
     assert messages == [("WARNING", "database unavailable: answering without it until it is back"),
                         ("WARNING", "database back")]
-    assert store_log.records[1].calls_refused == 19  # type: ignore[attr-defined]
+    back = store_log.records[1]
+    assert back.calls_refused == 19 and back.relapses == 1  # type: ignore[attr-defined]
     assert not any(r.exc_info for r in store_log.records)  # no traceback
 
 
@@ -151,4 +154,4 @@ def test_a_frozen_postgresql_is_cut_loose(store_log: Lines) -> None:
         finally:
             store.close()
     assert [r.getMessage() for r in store_log.records] == [
-        "database unavailable: answering without it until it is back", "database back"]
+        "database unavailable: answering without it until it is back"]

@@ -77,6 +77,7 @@ def gunicorn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         "CALFLINE_BIND": f"127.0.0.1:{port}", "CALFLINE_WORKERS": "2",
         "TWILIO_AUTH_TOKEN": TOKEN, "DATABASE_URL": f"sqlite:///{tmp / 'calfline.sqlite3'}",
         "CALFLINE_HASH_SECRET": "deploy-test-hash-secret",
+        "CALFLINE_SPOOL_DIR": str(tmp / "spool"),
     })
     stdout, stderr = tmp / "stdout.log", tmp / "stderr.log"
     with open(stdout, "wb") as out, open(stderr, "wb") as err:
@@ -101,7 +102,8 @@ def test_gunicorn_config_as_written_serves_the_app(gunicorn: Server) -> None:
     assert _get(f"{gunicorn.base}/healthz") == (200, {"status": "ok"})
     status, body = _get(f"{gunicorn.base}/readyz")
     assert status == 200 and body["status"] == "ready"
-    assert body["checks"]["database"] == {"ok": True, "detail": "reachable"}
+    assert body["checks"]["database"] == {"ok": True, "detail": "writable"}
+    assert body["checks"]["spool"] == {"ok": True, "detail": "empty"}
     assert body["checks"]["intents"]["ok"] is True
 
     url = f"{gunicorn.base}/sms"
