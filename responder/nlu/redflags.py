@@ -126,9 +126,9 @@ class RedFlagDetector:
         sign_spans = [span for _, _, span, _, _, _ in found]
         context = _Context(self, tokens, sign_spans)
         only_other_part = self._out_scope.found_in(text) and not self._in_scope.found_in(text)
+        statuses = _through_lists(text.split(), [(s, context.status(s)) for s in sign_spans])
         hits = []
-        for name, scope, span, matched, care, alone in found:
-            status = context.status(span)
+        for (name, scope, _, matched, care, alone), status in zip(found, statuses, strict=True):
             if status == "present" and scope == "local" and only_other_part:
                 status = "other_body_part"
             hits.append(SignHit(name, matched.strip(" ,"), status, care, alone))
@@ -197,6 +197,26 @@ class _Context:
     def _closed(self, start: int, end: int) -> bool:
         """Return True when a terminator ("but") stands between two token positions."""
         return any(start <= t[0] and t[1] <= end for t in self.terminators)
+
+
+_LIST_JOINS = frozenset({",", "and", "or", "nor"})
+
+
+def _through_lists(words: list[str], spans: list[tuple[Span, str]]) -> list[str]:
+    """Carry a negation along a list of signs: "denies chest pain, SOB, hemoptysis".
+
+    NegEx's five-word window would leave the end of a long list outside the
+    scope; a sign joined to a negated one by only commas, "and" or "or" is
+    negated too (Chapman 2001 lists conjunctions as scope continuations).
+    """
+    statuses = [status for _, status in spans]
+    order = sorted(range(len(spans)), key=lambda i: spans[i][0])
+    for previous, current in zip(order, order[1:], strict=False):
+        gap = words[spans[previous][0][1]:spans[current][0][0]]
+        if (statuses[current] == "present" and statuses[previous] == "negated"
+                and all(word in _LIST_JOINS for word in gap)):
+            statuses[current] = "negated"
+    return statuses
 
 
 def _overlap(a: Span, b: Span) -> bool:

@@ -48,6 +48,8 @@ def test_context_status(responder: Responder, text: str, status: str) -> None:
         ("no pain, swelling or redness", "negated"),
         ("no swelling and no redness", "negated"),
         ("it isnt getting better and now its red and hot", "present"),
+        ("pt denies CP, SOB, hemoptysis", "negated"),
+        ("no swelling, warmth, redness or numbness, just tight", "negated"),
     ],
 )
 def test_negation_ends_at_the_clause(responder: Responder, text: str, status: str) -> None:
