@@ -8,7 +8,7 @@ from typing import Any
 from flask import Flask
 
 from responder.channels import sms, voice
-from responder.channels.fallback import install_fallback
+from responder.channels.fallback import check_time_limits, install_fallback
 from responder.channels.ratelimit import install_rate_limits
 from responder.channels.replay import install_replayer
 from responder.channels.signatures import install_security
@@ -33,6 +33,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         app.config.update(config)
     # Tests hand in one trained responder; everyone else loads intents/ once here.
     app.extensions["calfline"] = app.config.get("RESPONDER") or build_responder(app.config)
+    check_time_limits(app.config)  # before anything connects with them
     install_security(app)  # signature checks on every Twilio route, proxy hops
     install_rate_limits(app)
     install_store(app)  # app.extensions["calfline_store"], migrated to the newest schema

@@ -92,8 +92,10 @@ def spool_directory(app: Flask) -> Path:
 
 
 def install_fallback(app: Flask) -> Fallback:
-    """Set up the spool and the opt-out copy, and start each request's time budget."""
-    check_time_limits(app.config)
+    """Set up the spool and the opt-out copy, and start each request's time budget.
+
+    create_app() has checked the time limits (check_time_limits) before the store opened.
+    """
     directory = spool_directory(app)
     fallback = Fallback(TurnSpool(directory), OptOutCopy(directory / "optouts.json"),
                         float(app.config["WEBHOOK_BUDGET"]))
