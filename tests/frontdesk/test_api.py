@@ -12,7 +12,7 @@ from flask import Flask
 from jsonschema import Draft202012Validator
 
 from responder.dialogue.respond import MAX_MESSAGE_CHARS
-from tests.frontdesk.conftest import HILLTOP_KEY, RIVERSIDE_KEY, LiveServer, http
+from tests.frontdesk.conftest import HILLTOP_KEY, RIVERSIDE_KEY, LiveServer, http, start_server
 
 CASES = Path(__file__).with_name("data") / "api_cases.tsv"
 JSON = {"Content-Type": "application/json"}
@@ -147,3 +147,20 @@ def test_a_check_gives_staff_the_question_and_both_answers(
     assert len(body["check"]["question"]) <= 160
     assert body["check"]["if_yes"].startswith("Get urgent care today")
     assert body["template_id"] == "post_run_tightness.sms"
+
+
+def test_too_many_bad_keys_get_a_documented_429(
+    server_env: dict[str, str], frontdesk_dir: Path, spec: dict[str, Any],
+) -> None:
+    """Bad API keys count against the address; the refusal has the API's error shape."""
+    env = {**server_env, "CALFLINE_RATELIMIT_PER_IP": "2/minute",
+           "DATABASE_URL": f"sqlite:///{frontdesk_dir / 'limited.db'}"}
+    server = start_server(env, frontdesk_dir / "limited.log")
+    try:
+        statuses = [post(server, {"text": "calf cramp"}, "cl_wrong")[0] for _ in range(3)]
+        assert statuses == [401, 401, 429]
+        status, head, body = post(server, {"text": "calf cramp"}, "cl_wrong")
+        conforms(spec, "/api/v1/replies", status, body)
+        assert body["error"]["code"] == "too_many_requests" and int(head["Retry-After"]) >= 1
+    finally:
+        server.stop()
