@@ -63,6 +63,9 @@ PG_PEER_SECONDS = 5
 # Page cache per SQLite connection, in KiB (negative: KiB, not pages); the pool keeps
 # up to a few connections per worker, so this stays well inside the memory budget.
 SQLITE_CACHE_KIB = 8192
+# A pooled PostgreSQL connection idle this long is pinged before use (_ping_on_checkout).
+PING_AFTER_IDLE_SECONDS = 1.0
+RETURNED_AT = "calfline_returned_at"
 # Execution option that leaves out SQLite's BEGIN IMMEDIATE for a single read: see reading().
 READ_ONLY = "calfline_read_only"
 
@@ -181,12 +184,26 @@ def open_engine(url: str, timeout: float | None = None) -> Engine:
 
 
 def _ping_on_checkout(engine: Engine) -> None:
-    """pool_pre_ping as a checkout listener: the store guard registers the connection
-    first (its own listener), so it can cut a ping stuck on a frozen server."""
+    """pool_pre_ping as a checkout listener, for connections idle PING_AFTER_IDLE_SECONDS.
+
+    The store guard registers the connection first (its own listener), so it can cut
+    a ping stuck on a frozen server. A connection back in the pool a moment ago is
+    used without one: under traffic the ping was one round trip in ten per webhook,
+    and a connection that died meanwhile fails its first statement instead, which
+    the guard treats as an outage (answered, spooled, replayed within a second).
+    """
     dialect = engine.dialect
 
+    @event.listens_for(engine, "checkin")
+    def _returned(_dbapi_connection: Any, record: Any) -> None:
+        if record is not None:
+            record.info[RETURNED_AT] = time.monotonic()
+
     @event.listens_for(engine, "checkout")
-    def _ping(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+    def _ping(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        returned = record.info.get(RETURNED_AT)
+        if returned is not None and time.monotonic() - returned < PING_AFTER_IDLE_SECONDS:
+            return
         try:
             dialect.do_ping(dbapi_connection)
         except dialect.loaded_dbapi.Error as exc:
@@ -252,13 +269,34 @@ def writer_queue(engine: Engine) -> AbstractContextManager[Any]:
 
 @contextmanager
 def reading(connection: Connection) -> Iterator[Connection]:
-    """Run one SELECT without taking SQLite's write lock (one statement: one snapshot)."""
+    """Run one SELECT as its own transaction (one statement: one snapshot).
+
+    SQLite: no BEGIN IMMEDIATE, so no write lock. PostgreSQL: in autocommit, so
+    no BEGIN and COMMIT round trips around the statement (psycopg's autocommit
+    flag is the client's own: setting it sends nothing; psycopg.org/psycopg3/docs/
+    basic/transactions.html).
+    """
     connection.execution_options(**{READ_ONLY: True})
+    raw = connection.connection.driver_connection if connection.dialect.name == "postgresql" \
+        else None
+    if raw is not None:
+        raw.autocommit = True
     try:
         with connection.begin():
             yield connection
     finally:
         connection.execution_options(**{READ_ONLY: False})
+        if raw is not None:
+            _end_autocommit(connection, raw)
+
+
+def _end_autocommit(connection: Connection, raw: Any) -> None:
+    """Back to transactions; a connection that cannot go back never returns to the pool
+    (a write on it would commit statement by statement)."""
+    try:
+        raw.autocommit = False
+    except Exception:  # noqa: BLE001 - broken or cut (the guard): psycopg raises several types
+        connection.invalidate()
 
 
 @contextmanager
