@@ -316,7 +316,9 @@ class ConversationStore:
         sender = {"sender_hash": key.hash, "sender_last4": key.last4, "our_number": number,
                   "now": now}
         # No fsync for an ordinary message; a changed opt-out survives even a power cut.
-        with self._writers, relaxed_commit(connection, turn.opt_change is None), \
+        # The PRAGMAs are the connection's own business: set outside the writers' queue,
+        # which every other writer waits on.
+        with relaxed_commit(connection, turn.opt_change is None), self._writers, \
                 connection.begin() as transaction:
             # The conversation row stays locked until commit; opted_out is as of now.
             if turn.opt_change is None:  # the context is saved unless opted out meanwhile
