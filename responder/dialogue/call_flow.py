@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from responder.dialogue.replies import Reply, render_intent, render_system
+from responder.dialogue.replies import Reply, answer_to_check, render_intent, render_system
 from responder.dialogue.respond import Responder
 from responder.errors import ConfigError
 from responder.nlu.catalog import Catalog
@@ -220,15 +220,8 @@ class CallFlow:
 
     def _answer_check(self, state: CallState, heard: Heard, yes: bool) -> Step:
         """YES to the check question is a red flag (alert too); NO answers what they asked."""
-        said = heard.digits or heard.speech
-        if yes:
-            match = Match(said, said, "red_flag", 1.0, reason="check_yes", care="urgent")
-            reply = render_intent(self.catalog, "red_flag", "voice", self.variables,
-                                  care="urgent")
-        else:
-            care = self.catalog.intents[state.check].care
-            match = Match(said, said, state.check, 1.0, reason="check_no", care=care)
-            reply = render_intent(self.catalog, state.check, "voice", self.variables)
+        match, reply = answer_to_check(self.catalog, heard.digits or heard.speech, state.check,
+                                       yes, "voice", self.variables)
         return self._reply(replace(state, check=""), reply, match)
 
     def _reply(self, state: CallState, reply: Reply, match: Match | None = None) -> Step:

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from responder.dialogue.replies import Reply, render_intent, render_system
+from responder.dialogue.replies import Reply, answer_to_check, render_intent, render_system
 from responder.dialogue.respond import Responder
 from responder.nlu.matcher import Match, command_word
 
@@ -121,13 +121,6 @@ def answer_check(
     now: datetime,
 ) -> Turn:
     """Answer YES or NO to the check question: the urgent reply, or what they asked."""
-    word = command_word(text)
-    if word in CHECK_YES:
-        # The sender confirmed a warning sign: a red flag like any other (clinic alert too).
-        match = Match(text, word, "red_flag", 1.0, reason="check_yes", care="urgent")
-        reply = render_intent(responder.catalog, "red_flag", channel, variables, care="urgent")
-        return Turn(match, reply, ConversationState(last_intent="red_flag", context_at=now))
-    care = responder.catalog.intents[pending].care
-    match = Match(text, word, pending, 1.0, reason="check_no", care=care)
-    reply = render_intent(responder.catalog, pending, channel, variables)
-    return Turn(match, reply, ConversationState(last_intent=pending, context_at=now))
+    yes = command_word(text) in CHECK_YES
+    match, reply = answer_to_check(responder.catalog, text, pending, yes, channel, variables)
+    return Turn(match, reply, ConversationState(last_intent=match.intent, context_at=now))

@@ -98,3 +98,24 @@ def check_replies(
         if_yes=render_intent(catalog, "red_flag", channel, variables, care="urgent").text,
         if_no=render_intent(catalog, match.intent, channel, variables).text,
     )
+
+
+def answer_to_check(
+    catalog: Catalog,
+    said: str,
+    pending: str,
+    yes: bool,
+    channel: str,
+    variables: Mapping[str, str] | None = None,
+) -> tuple[Match, Reply]:
+    """Answer YES or NO to the check question, on any channel.
+
+    YES confirms a warning sign: a red flag like any other (same-day care first,
+    and the clinic alert). NO gets the answer to what was asked, `pending`.
+    """
+    if yes:
+        match = Match(said, said, "red_flag", 1.0, reason="check_yes", care="urgent")
+        return match, render_intent(catalog, "red_flag", channel, variables, care="urgent")
+    care = catalog.intents[pending].care
+    match = Match(said, said, pending, 1.0, reason="check_no", care=care)
+    return match, render_intent(catalog, pending, channel, variables)
