@@ -38,6 +38,7 @@ class Example:
     channel: str
     intent: str
     text: str
+    language: str | None = None  # the language the reply should be in, when known
 
 
 @dataclass(frozen=True)
@@ -46,10 +47,14 @@ class Verdict:
 
     intent: str
     care: str
+    language: str | None = None  # the language the line would answer in
 
 
-def read_tsv(path: Path) -> list[Example]:
-    """Read a TSV whose header names channel, intent and text; quotes are plain text."""
+def read_tsv(path: Path, language: str | None = None) -> list[Example]:
+    """Read a TSV whose header names channel, intent and text; quotes are plain text.
+
+    The expected reply language is the file's `language` column, else `language`.
+    """
     with path.open(encoding="utf-8", newline="") as handle:
         rows = list(csv.reader(handle, delimiter="\t", quoting=csv.QUOTE_NONE))
     header = [c.strip().lower() for c in rows[0]] if rows else []
@@ -62,8 +67,10 @@ def read_tsv(path: Path) -> list[Example]:
             continue
         if len(row) != len(header):
             raise EvalFileError(f"{path}:{number}: expected {len(header)} tab-separated fields")
-        examples.append(Example(*(row[where[n]].strip() if n != "text" else row[where[n]]
-                                  for n in REQUIRED)))
+        said = row[header.index("language")].strip() if "language" in header else language
+        channel, intent, text = (row[where[n]].strip() if n != "text" else row[where[n]]
+                                 for n in REQUIRED)
+        examples.append(Example(channel, intent, text, said or None))
     return examples
 
 
@@ -100,7 +107,10 @@ def evaluate(examples: Iterable[Example], predict: Callable[[Example], Verdict])
                         for e, v in pairs)
     calm = [v for e, v in pairs if e.intent != "red_flag"]
     confusions = Counter((e.intent, v.intent) for e, v in pairs if e.intent != v.intent)
+    languages = [(e.language, v.language) for e, v in pairs if e.language and v.language]
     return {
+        "language_accuracy": _ratio(sum(a == b for a, b in languages), len(languages))
+        if languages else None,
         "count": len(pairs),
         "accuracy": _ratio(sum(right.values()), len(pairs)),
         "accuracy_by_channel": channels,
@@ -133,8 +143,8 @@ def baseline_predictor(catalog: Catalog) -> Callable[[Example], Verdict]:
     from sklearn.pipeline import make_pipeline, make_union
     from threadpoolctl import threadpool_limits
 
-    texts = [t for i in catalog.intents.values() for t in i.examples]
-    labels = [i.id for i in catalog.intents.values() for _ in i.examples]
+    texts = [text for text, _, _ in catalog.examples()]
+    labels = [intent for _, intent, _ in catalog.examples()]
     pipeline = make_pipeline(
         make_union(TfidfVectorizer(analyzer="word", ngram_range=(1, 2)),
                    TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5))),
@@ -161,7 +171,8 @@ def summary_rows(report: dict[str, Any]) -> list[tuple[str, str]]:
         ("  of them urgent", f"{report['red_flags_urgent']}/{flags}"),
         ("false urgent", f"{report['false_urgent']}/{calm}"),
         ("checks asked", f"{report['checks_asked']}/{calm}"),
-    ]
+    ] + ([("reply language", f"{report['language_accuracy']:.4f}")]
+         if report.get("language_accuracy") is not None else [])
 
 
 def format_report(report: dict[str, Any], baseline: dict[str, Any] | None = None) -> str:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import re
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,7 +38,7 @@ from responder.nlu.model import (
     load_model,
     save_model,
 )
-from responder.nlu.normalize import Normalizer
+from responder.nlu.normalize import Normalizer, fold
 from responder.nlu.redflags import RedFlagDetector, SignHit, sign_features
 
 _EDGE_PUNCTUATION = re.compile(r"^[\W_]+|[\W_]+$")
@@ -66,6 +67,10 @@ class Match:
     signs: tuple[SignHit, ...] = field(default_factory=tuple)
     care: str = "none"
     red_flag_probability: float = 0.0
+    # The message's language and how sure the language model is; None when the
+    # message says nothing about it (empty, digits only).
+    language: str | None = None
+    language_confidence: float = 0.0
 
     @property
     def check(self) -> bool:
@@ -91,14 +96,24 @@ class Thresholds:
     ambiguity: float = 0.1
     urgent: float = 0.6
     check: float = 0.2
+    # The words-only red-flag model's bar for the check question: a sign the rules
+    # have no pattern for (a new lay word, another language) still gets asked about.
+    text_check: float = 0.5
 
 
 def english_words(min_count: int = 100) -> frozenset[str]:
-    """Return common English words, which the speller must leave alone."""
+    """Return common English and Spanish words, which the speller must leave alone.
+
+    Spanish words are folded like the messages ("dolía" -> "dolia"): without them
+    the speller would turn "amortiguada" into a sign word, "amoratada".
+    """
     from spellchecker import SpellChecker
 
-    counts = SpellChecker(distance=1).word_frequency.dictionary
-    return frozenset(w for w, c in counts.items() if c >= min_count and w.isalpha())
+    words = set()
+    for language in ("en", "es"):
+        counts = SpellChecker(language=language, distance=1).word_frequency.dictionary
+        words |= {fold(w) for w, c in counts.items() if c >= min_count and w.isalpha()}
+    return frozenset(words)
 
 
 def model_path(catalog: Catalog) -> Path:
@@ -111,9 +126,7 @@ class MessageReader:
 
     def __init__(self, catalog: Catalog, english: frozenset[str] | None = None) -> None:
         base = Normalizer(catalog.lexicon, english if english is not None else english_words())
-        vocabulary = {
-            w for i in catalog.intents.values() for e in i.examples for w in base.clean(e)
-        }
+        vocabulary = {w for text, _, _ in catalog.examples() for w in base.clean(text)}
         vocabulary |= {str(w) for w in catalog.lexicon.get("content_words", [])}
         self.normalizer = base.with_vocabulary(vocabulary)
         self.detector = RedFlagDetector(catalog.red_flags, catalog.lexicon)
@@ -142,12 +155,14 @@ class Matcher:
         self.catalog = catalog
         self.thresholds = thresholds or Thresholds()
         self._commands = catalog.commands()
+        self._command_languages = catalog.command_languages()
         # A command is one word with a little punctuation; longer texts skip the lookup.
         self._longest_command = 8 + max((len(c) for c in self._commands), default=0)
         self.reader = MessageReader(catalog, english)
         self.normalizer = self.reader.normalizer
         self.detector = self.reader.detector
         self.model = load_or_fit(catalog, self.reader, Path(model_file or model_path(catalog)))
+        self._one_word_languages = word_languages(catalog, self.normalizer)
 
     def command(self, text: str) -> str | None:
         """Return the intent of an exact command word ("STOP", " help! "), else None."""
@@ -160,12 +175,15 @@ class Matcher:
         command = self.command(text)
         if command:
             care = self.catalog.intents[command].care
-            return Match(text, text.strip().casefold(), command, 1.0, reason="command", care=care)
+            language = self._command_languages.get(command_word(text))
+            return Match(text, text.strip().casefold(), command, 1.0, reason="command", care=care,
+                         language=language, language_confidence=1.0)
         normalized, hits = self.reader.read(text)
         if not normalized:
             return Match(text, normalized, "out_of_scope", 1.0, reason="empty")
         model = self.model
         columns, weights = model.vocabulary.transform(normalized)
+        language, sure = self._language(normalized, columns, weights)
         extra = sign_features(hits, self.detector.sign_names)
         calm, urgency = model.joint.probabilities(columns, weights, extra)
         order = np.argsort(calm)[::-1]
@@ -178,18 +196,60 @@ class Matcher:
             return Match(text, normalized, RED_FLAG, round(urgency, 3), best, round(score, 3),
                          reason="red_flag", signs=signs,
                          care="emergency" if emergency else "urgent",
-                         red_flag_probability=urgency)
+                         red_flag_probability=urgency, language=language, language_confidence=sure)
         if score < self.thresholds.fallback:
             best, score = "out_of_scope", 1.0 - score
         care = self.catalog.intents[best].care
-        if urgency >= self.thresholds.check:
+        if urgency >= self.thresholds.check or self._text_urgency(columns, weights) >= \
+                self.thresholds.text_check:
             care = "check"
         ambiguous = (
             care != "check" and best in CALF_INTENTS and second in CALF_INTENTS
             and score - second_score < self.thresholds.ambiguity
         )
         return Match(text, normalized, best, round(score, 3), second, round(second_score, 3),
-                     ambiguous=ambiguous, signs=signs, care=care, red_flag_probability=urgency)
+                     ambiguous=ambiguous, signs=signs, care=care, red_flag_probability=urgency,
+                     language=language, language_confidence=sure)
+
+    def _text_urgency(self, columns: np.ndarray, weights: np.ndarray) -> float:
+        """The words-only red-flag probability (0 for a model file without one)."""
+        model = self.model.text_red_flag
+        return float(model.probabilities(columns, weights)[1]) if model else 0.0
+
+    def _language(
+        self, normalized: str, columns: np.ndarray, weights: np.ndarray
+    ) -> tuple[str | None, float]:
+        """Return the likelier language and its probability; None when the text says
+        nothing of it: digits, or one word both languages use ("no", "ok")."""
+        model = self.model.language
+        if model is None:
+            return self.catalog.language, 1.0
+        if not len(columns) or not any(ch.isalpha() for ch in normalized):
+            return None, 0.0
+        if " " not in normalized:
+            one = self._one_word_languages.get(normalized)
+            return (one, 1.0) if one else (None, 0.0)
+        probabilities = model.probabilities(columns, weights)
+        best = int(np.argmax(probabilities))
+        return model.classes[best], round(float(probabilities[best]), 3)
+
+
+def word_languages(catalog: Catalog, normalizer: Normalizer, share: float = 0.1) -> dict[str, str]:
+    """Map each example word to its language when the other languages use it rarely.
+
+    A one-word message is language evidence only through such a word: "hola" is
+    Spanish, but "no" and "ok" are written in both and say nothing.
+    """
+    counts: dict[str, Counter[str]] = {}
+    for text, _, language in catalog.examples():
+        counts.setdefault(language, Counter()).update(set(normalizer.clean(text)))
+    words: dict[str, str] = {}
+    for language, counter in counts.items():
+        others = [c for lang, c in counts.items() if lang != language]
+        for word, count in counter.items():
+            if count >= 3 and all(other[word] <= share * count for other in others):
+                words[word] = language
+    return words
 
 
 def train_model(catalog: Catalog, reader: MessageReader, path: Path) -> TriageModel:

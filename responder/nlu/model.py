@@ -31,10 +31,12 @@ from responder.nlu.catalog import Catalog
 from responder.nlu.textmodel import JointModel, LinearModel, Target, Vocabulary, fit_models
 
 # Bump when the features or the file layout change: old files become stale.
-MODEL_FORMAT = 1
+MODEL_FORMAT = 2
 # Exact command words, never learned (the contract: STOP is a word, not a guess).
 COMMAND_ONLY = frozenset({"opt_out", "opt_in"})
 RED_FLAG = "red_flag"
+TEXT_RED_FLAG = "text_red_flag"
+LANGUAGE = "language"
 
 Featurize = Callable[[str], tuple[str, np.ndarray]]  # text -> (model text, sign features)
 
@@ -45,12 +47,18 @@ class StaleModelError(CalfLineError):
 
 @dataclass(frozen=True)
 class TriageModel:
-    """The vocabulary, the intent model and the red-flag model, and where they came from."""
+    """The vocabulary, the intent, red-flag and language models, and where they came from.
+
+    `language` is None for a catalog in one language; `text_red_flag` reads the
+    words only, without the sign rules' verdict.
+    """
 
     vocabulary: Vocabulary
     intent: LinearModel
     red_flag: LinearModel
     fingerprint: str
+    language: LinearModel | None = None
+    text_red_flag: LinearModel | None = None
 
     @cached_property
     def joint(self) -> JointModel:
@@ -72,28 +80,25 @@ def catalog_fingerprint(catalog: Catalog) -> str:
     for name in FEATURE_CODE:
         digest.update(name.encode() + b"\0" + (here / name).read_bytes() + b"\0")
     learned = {
-        "examples": {i.id: list(i.examples) for i in catalog.intents.values()},
-        "commands": {i.id: sorted(i.commands) for i in catalog.intents.values()},
+        "examples": catalog.examples(),
+        "commands": sorted(catalog.command_languages().items()),
         "lexicon": catalog.lexicon, "red_flags": catalog.red_flags,
     }
     digest.update(json.dumps(learned, sort_keys=True, default=str).encode())
     return digest.hexdigest()
 
 
-def training_rows(catalog: Catalog) -> list[tuple[str, str]]:
-    """Return (example, intent) for every learned intent."""
-    return [
-        (text, intent.id)
-        for intent in catalog.intents.values() if intent.id not in COMMAND_ONLY
-        for text in intent.examples
-    ]
+def training_rows(catalog: Catalog) -> list[tuple[str, str, str]]:
+    """Return (example, intent, language) for every learned intent, in every language."""
+    return [row for row in catalog.examples() if row[1] not in COMMAND_ONLY]
 
 
 def fit_triage_model(catalog: Catalog, featurize: Featurize, folds: int = 5) -> TriageModel:
-    """Fit the intent model (no red_flag class) and the red-flag model (with sign features)."""
+    """Fit the intent model (no red_flag class), the red-flag models (with and without
+    the sign features) and, with more than one language, the language model."""
     rows = training_rows(catalog)
-    features = [featurize(text) for text, _ in rows]
-    labels = [label for _, label in rows]
+    features = [featurize(text) for text, _, _ in rows]
+    labels = [label for _, label, _ in rows]
     texts = [text for text, _ in features]
     calm = [i for i, label in enumerate(labels) if label != RED_FLAG]
     targets = {
@@ -104,12 +109,20 @@ def fit_triage_model(catalog: Catalog, featurize: Featurize, folds: int = 5) -> 
             extra=np.vstack([signs for _, signs in features]),
             balanced=True,
         ),
+        # The words alone: a second opinion for signs the rules have no pattern for.
+        TEXT_RED_FLAG: Target(range(len(rows)),
+                              [RED_FLAG if label == RED_FLAG else "other" for label in labels],
+                              balanced=True),
     }
+    if len(catalog.languages) > 1:
+        targets[LANGUAGE] = Target(range(len(rows)), [language for _, _, language in rows],
+                                   balanced=True)
     # An n-gram seen in one example only is dropped (min_df=2): half the vocabulary,
     # the same accuracy on tests/data/dev*.tsv, and each message looks up less.
     vocabulary, models = fit_models(texts, targets, folds=folds, min_df=2)
     return TriageModel(vocabulary, models["intent"], models[RED_FLAG],
-                       catalog_fingerprint(catalog))
+                       catalog_fingerprint(catalog), models.get(LANGUAGE),
+                       models[TEXT_RED_FLAG])
 
 
 def _model_arrays(prefix: str, model: LinearModel) -> dict[str, np.ndarray]:
@@ -130,6 +143,8 @@ def save_model(model: TriageModel, path: Path | str) -> None:
         "format": np.array(MODEL_FORMAT), "fingerprint": np.array(model.fingerprint),
         "grams": np.array(grams, dtype=str), "idf": model.vocabulary.idf,
         **_model_arrays("intent", model.intent), **_model_arrays("red_flag", model.red_flag),
+        **(_model_arrays(LANGUAGE, model.language) if model.language else {}),
+        **(_model_arrays(TEXT_RED_FLAG, model.text_red_flag) if model.text_red_flag else {}),
     }
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
     try:
@@ -158,7 +173,10 @@ def load_model(path: Path | str, fingerprint: str) -> TriageModel:
                 )
             grams = [str(g) for g in arrays["grams"]]
             vocabulary = Vocabulary({g: i for i, g in enumerate(grams)}, arrays["idf"])
+            optional = {name: _read_model(arrays, name) if f"{name}_coef" in arrays else None
+                        for name in (LANGUAGE, TEXT_RED_FLAG)}
             return TriageModel(vocabulary, _read_model(arrays, "intent"),
-                               _read_model(arrays, RED_FLAG), fingerprint)
+                               _read_model(arrays, RED_FLAG), fingerprint,
+                               optional[LANGUAGE], optional[TEXT_RED_FLAG])
     except (OSError, KeyError, ValueError) as exc:
         raise StaleModelError(f"{path}: cannot read the model file ({exc})") from exc

@@ -32,7 +32,7 @@ _MARKS = re.compile(r"(?: [,.])+")
 _CACHE_LIMIT = 50_000
 
 
-def _fold(text: str) -> str:
+def fold(text: str) -> str:
     """Drop accents and compatibility forms: 'Café' -> 'cafe', full-width -> ASCII."""
     decomposed = unicodedata.normalize("NFKD", text)
     return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
@@ -75,7 +75,7 @@ class Normalizer:
             text = unicodedata.normalize("NFKC", text)
             for symbol, word in self._emoji_sequences.items():
                 text = text.replace(symbol, word)
-            text = _fold(text.translate(self._emoji).casefold())
+            text = fold(text.translate(self._emoji).casefold())
         text = self._phrases.apply(text.lower().translate(_QUOTES))
         if clauses:
             text = _COMMA_MARK.sub(" , ", _SENTENCE_MARK.sub(" . ", text))

@@ -21,7 +21,8 @@ import numpy as np
 from responder.nlu.prefilter import LiteralScanner, WordList
 
 Span = tuple[int, int]  # token indices, end exclusive
-_CLAUSE_JOINS = re.compile(r"(?:^|(?<= )),(?= |$)|\band\b|\bor\b")
+# English and Spanish (y/e, o/u, ni) conjunctions: people mix the two in one message.
+_CLAUSE_JOINS = re.compile(r"(?:^|(?<= )),(?= |$)|\b(?:and|or|y|e|o|u|ni)\b")
 _SENTENCE_ENDS = re.compile(r"(?:^|(?<= ))\.(?= |$)")
 
 
@@ -199,7 +200,7 @@ class _Context:
         return any(start <= t[0] and t[1] <= end for t in self.terminators)
 
 
-_LIST_JOINS = frozenset({",", "and", "or", "nor"})
+_LIST_JOINS = frozenset({",", "and", "or", "nor", "y", "e", "o", "u", "ni"})
 
 
 def _through_lists(words: list[str], spans: list[tuple[Span, str]]) -> list[str]:
