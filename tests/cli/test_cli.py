@@ -32,7 +32,8 @@ def test_classify_writes_one_json_object_per_line() -> None:
     assert [r["intent"] for r in rows] == ["cramp_now", "opt_out", "out_of_scope", "red_flag"]
     for row in rows:
         assert set(row) == {"text", "intent", "care", "confidence", "runner_up",
-                            "red_flag_probability", "signs", "reply"}
+                            "red_flag_probability", "signs", "reply", "language",
+                            "detected_language", "language_confidence"}
         assert 0.0 <= row["confidence"] <= 1.0 and 0.0 <= row["red_flag_probability"] <= 1.0
     assert [r["care"] for r in rows] == ["self_care", "none", "none", "urgent"]
     assert rows[3]["signs"] == ["swelling"]
