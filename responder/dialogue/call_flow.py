@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from responder.dialogue.language import fold, follow_language, offered_languages
 from responder.dialogue.replies import Reply, answer_to_check, render_intent, render_system
 from responder.dialogue.respond import Responder
 from responder.errors import ConfigError
@@ -31,10 +32,14 @@ MENU_DIGITS: Mapping[str, str] = {
 }
 REPEAT_DIGIT = "0"
 CONNECT_DIGIT = "1"
+# "Para español, oprima 9" / "For English, press 9", when the number offers both.
+LANGUAGE_DIGIT = "9"
 # The check question's answers: a whole reply, or key 1 (yes) / 2 (no).
 CHECK_KEYS = {"1": True, "2": False}
-_CHECK_YES = re.compile(r"^(?:yes|yeah|yep|yup|yes it is|i do|yes i do|i think so)$")
-_CHECK_NO = re.compile(r"^(?:no|nope|nah|no it is not|no it isn t|i don t|none|none of those)$")
+_CHECK_YES = re.compile(r"^(?:yes|yeah|yep|yup|yes it is|i do|yes i do|i think so"
+                        r"|si|si es|si tengo|claro|claro que si|creo que si)$")
+_CHECK_NO = re.compile(r"^(?:no|nope|nah|no it is not|no it isn t|i don t|none|none of those"
+                       r"|no es|no tengo|ninguno|ninguna|nada|para nada)$")
 # What a check may stand before: the calf and social intents, never a command.
 CHECKABLE = frozenset({"cramp_now", "post_run_tightness", "shoe_question", "chronic_pain",
                        "prevention", "hydration", "medication", "greeting", "help", "thanks",
@@ -49,10 +54,12 @@ MAX_HINT_CHARS = 100
 # A number we may <Dial>: full E.164 (ITU-T E.164), so never a short emergency
 # code such as 911, 112 or 999. The line tells callers to dial those themselves.
 _DIALABLE = re.compile(r"^\+[1-9]\d{7,14}$")
-_CONNECT_WORDS = re.compile(r"\bconnect(?:ed|ing|ion)?\b|^(?:yes|yeah|yes please)$")
+_CONNECT_WORDS = re.compile(r"\bconnect(?:ed|ing|ion)?\b|\b(?:conectar|comunicar)\w*"
+                            r"|^(?:yes|yeah|yes please|si|si por favor)$")
 # A whole answer that turns the connect offer down; the call goes on ("Anything else?").
 _DECLINE_WORDS = re.compile(
-    r"^(?:no|nope|nah|no thanks?|no thank you|not now|(?:no )?i m (?:ok|okay|fine))$"
+    r"^(?:no|nope|nah|no thanks?|no thank you|not now|(?:no )?i m (?:ok|okay|fine)"
+    r"|no gracias|ahora no|estoy bien)$"
 )
 
 
@@ -73,10 +80,13 @@ class CallState:
     tries: int = 0
     offer: bool = False
     check: str = ""  # asked the check question; the intent to answer on "no"
+    lang: str = ""  # the call's language (the Gather listens in it); "" is the number's default
 
     def query(self) -> dict[str, int | str]:
         """Return the query-string fields for the next action URL."""
         fields: dict[str, int | str] = {"turn": self.turn, "tries": self.tries}
+        if self.lang:
+            fields["lang"] = self.lang
         if self.offer:
             fields["offer"] = 1
         if self.check:
@@ -90,7 +100,9 @@ class CallState:
         turn = min(max(_to_int(args.get("turn"), 1), 1), rules.max_turns + 1)
         tries = min(max(_to_int(args.get("tries"), 0), 0), MAX_UNHEARD)
         check = args.get("check") or ""
-        return cls(turn, tries, args.get("offer") == "1", check if check in CHECKABLE else "")
+        lang = args.get("lang") or ""
+        return cls(turn, tries, args.get("offer") == "1", check if check in CHECKABLE else "",
+                   lang if re.fullmatch(r"[a-z]{2}", lang) else "")
 
 
 @dataclass(frozen=True)
@@ -120,6 +132,8 @@ class Speak:
 
     text: str
     slow: bool = False
+    # "" is the line's base language. Left out of ==: the text already differs.
+    language: str = field(default="", compare=False)
 
 
 @dataclass(frozen=True)
@@ -128,6 +142,8 @@ class Listen:
 
     prompt: str | None
     state: CallState
+    # What the Gather listens for and its prompt is spoken in; the state says it too.
+    language: str = field(default="", compare=False)
 
 
 @dataclass(frozen=True)
@@ -176,24 +192,40 @@ class CallFlow:
         self.catalog: Catalog = responder.catalog
         self.rules = rules
         self.variables = dict(variables)
+        self.offered = offered_languages(variables, self.catalog.languages)
 
-    def say(self, name: str) -> str:
-        """Render one of the `voice_*` prompts in intents/_system.yaml."""
-        return render_system(self.catalog, name, "voice", self.variables).text
+    def say(self, name: str, lang: str) -> Speak:
+        """Render one of the `voice_*` prompts in intents/_system.yaml in `lang`."""
+        local = self.catalog.localized(lang)
+        return Speak(render_system(local, name, "voice", self.variables).text, language=lang)
 
     def start(self) -> Step:
-        """Greet the caller (not a substitute for medical care), then listen."""
-        return Step((Speak(self.say("voice_greeting")), Listen(None, CallState())),
+        """Greet the caller (not a substitute for medical care), offer the other
+        language when the number has two, then listen."""
+        lang = self.offered[0]
+        return Step((*self._greeting(lang), Listen(None, CallState(), lang)),
                     template_id=_system_id("voice_greeting"))
 
+    def _greeting(self, lang: str) -> tuple[Speak, ...]:
+        others = [o for o in self.offered if o != lang][:1]
+        return (self.say("voice_greeting", lang),
+                *(self.say("voice_language_offer", o) for o in others))
+
     def answer(self, state: CallState, heard: Heard) -> Step:
-        """Answer one turn: connect, menu, matched reply, or the no-input path."""
+        """Answer one turn: connect, menu, language, matched reply, or the no-input path."""
+        languages = self.catalog.languages
+        state = replace(state, lang=state.lang if state.lang in languages else self.offered[0])
+        if heard.key == LANGUAGE_DIGIT and len(self.offered) > 1:
+            lang = next(o for o in self.offered if o != state.lang)
+            step = self._listen(replace(state, lang=lang), self._greeting(lang), None, tries=0)
+            return replace(step, template_id=_system_id("voice_greeting"))
         phone = self.rules.escalation_phone
+        lang, local = state.lang, self.catalog.localized(state.lang)
         if state.offer and phone and _wants_connection(heard):
             return Step((
-                Speak(self.say("voice_connecting")),
+                self.say("voice_connecting", lang),
                 Connect(phone),
-                Speak(self.say("voice_connect_ended")),
+                self.say("voice_connect_ended", lang),
                 HangUp(),
             ), template_id=_system_id("voice_connecting"))
         if state.offer and phone and _declines(heard):
@@ -206,38 +238,41 @@ class CallFlow:
             return self._prompt(state, "voice_menu", tries=0)
         if key in MENU_DIGITS:
             intent = MENU_DIGITS[key]
-            match = Match(heard.digits, key, intent, 1.0, reason="keypad")
-            reply = render_intent(self.catalog, intent, "voice", self.variables)
+            match = Match(heard.digits, key, intent, 1.0, reason="keypad", language=lang)
+            reply = render_intent(local, intent, "voice", self.variables)
             return self._reply(state, reply, match)
         if heard.speech:
-            answer = self.responder.answer(heard.speech, "voice", self.variables)
+            match = self.responder.match(heard.speech)
+            state = replace(state, lang=follow_language(match, lang, lang, languages))
+            reply = self.responder.reply(match, "voice", self.variables, state.lang)
             unsure = heard.confidence is not None and heard.confidence < self.rules.min_confidence
             # A red flag (or its check question) is answered even when the recognizer is
             # unsure: when in doubt, warn.
-            if not unsure or answer.reply.urgent or answer.match.check:
-                return self._reply(state, answer.reply, answer.match)
+            if not unsure or reply.urgent or match.check:
+                return self._reply(state, reply, match)
         return self._unheard(state)
 
     def _answer_check(self, state: CallState, heard: Heard, yes: bool) -> Step:
         """YES to the check question is a red flag (alert too); NO answers what they asked."""
-        match, reply = answer_to_check(self.catalog, heard.digits or heard.speech, state.check,
+        match, reply = answer_to_check(self.catalog.localized(state.lang),
+                                       heard.digits or heard.speech, state.check,
                                        yes, "voice", self.variables)
-        return self._reply(replace(state, check=""), reply, match)
+        return self._reply(replace(state, check=""), reply, replace(match, language=state.lang))
 
     def _reply(self, state: CallState, reply: Reply, match: Match | None = None) -> Step:
         intent = reply.template_id.split(".")[0]
-        said = (Speak(reply.text, slow=reply.urgent),) if reply.text else ()
+        said = (Speak(reply.text, slow=reply.urgent, language=state.lang),) if reply.text else ()
         if intent in ENDING_INTENTS:
-            closing = () if said else (Speak(self.say("voice_goodbye")),)
+            closing = () if said else (self.say("voice_goodbye", state.lang),)
             return Step(said + closing + (HangUp(),), match, reply.template_id)
         offer = reply.urgent and bool(self.rules.escalation_phone)
         check = match.intent if match and match.check else ""
         if offer:
-            prompt: str | None = self.say("voice_connect_offer")
+            prompt: str | None = self.say("voice_connect_offer", state.lang).text
         elif check or reply.template_id.startswith("system.clarify"):
             prompt = None  # the question is the prompt
         else:
-            prompt = self.say("voice_anything_else")
+            prompt = self.say("voice_anything_else", state.lang).text
         # A red flag (or a check question) on the last turn still gets its answer turn, once.
         step = self._listen(state, said, prompt, tries=0, offer=offer,
                             extra_turn=offer or bool(check), check=check)
@@ -246,7 +281,7 @@ class CallFlow:
     def _unheard(self, state: CallState) -> Step:
         tries = state.tries + 1
         if tries > MAX_UNHEARD:
-            return self._goodbye(())
+            return self._goodbye((), state.lang)
         if tries == 1:
             name = "voice_connect_offer" if state.offer else "voice_reprompt"
         else:
@@ -255,7 +290,7 @@ class CallFlow:
 
     def _prompt(self, state: CallState, name: str, tries: int, offer: bool = False) -> Step:
         """Only ask (a `voice_*` prompt) and listen; at the turn limit, only say goodbye."""
-        step = self._listen(state, (), self.say(name), tries=tries, offer=offer)
+        step = self._listen(state, (), self.say(name, state.lang).text, tries=tries, offer=offer)
         return step if step.template_id else replace(step, template_id=_system_id(name))
 
     def _listen(
@@ -271,14 +306,17 @@ class CallFlow:
         # Turn max_turns + 1 (reached only through extra_turn) always ends the call.
         last = self.rules.max_turns + (1 if extra_turn else 0)
         if state.turn >= last:
-            return self._goodbye(said)
+            return self._goodbye(said, state.lang)
         offer = offer and bool(self.rules.escalation_phone)
-        return Step(said + (Listen(prompt, CallState(state.turn + 1, tries, offer, check)),))
+        # The number's default language travels as "" (no field in the action URL).
+        lang = "" if state.lang == self.offered[0] else state.lang
+        after = CallState(state.turn + 1, tries, offer, check, lang)
+        return Step(said + (Listen(prompt, after, state.lang),))
 
-    def _goodbye(self, said: tuple[Action, ...]) -> Step:
+    def _goodbye(self, said: tuple[Action, ...], lang: str) -> Step:
         """Say goodbye and hang up; a step that only says goodbye is named for it."""
         template_id = "" if said else _system_id("voice_goodbye")
-        return Step(said + (Speak(self.say("voice_goodbye")), HangUp()), template_id=template_id)
+        return Step(said + (self.say("voice_goodbye", lang), HangUp()), template_id=template_id)
 
 
 HINTLESS_INTENTS = frozenset({"out_of_scope"})
@@ -326,7 +364,7 @@ def call_rules(config: Mapping[str, Any]) -> CallRules:
 
 
 def _words(speech: str) -> str:
-    return " ".join(re.sub(r"[^a-z ]", " ", speech.lower()).split())
+    return " ".join(re.sub(r"[^a-z ]", " ", fold(speech.lower())).split())
 
 
 def _wants_connection(heard: Heard) -> bool:

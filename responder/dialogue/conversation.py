@@ -14,20 +14,30 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
+from responder.dialogue.language import (
+    follow_language,
+    offered_languages,
+    plain,
+    switch_request,
+)
 from responder.dialogue.replies import Reply, answer_to_check, render_intent, render_system
 from responder.dialogue.respond import Responder
-from responder.nlu.matcher import Match, command_word
+from responder.nlu.matcher import Match
 
-# Context answers: a whole message, any case, edge punctuation ignored.
-CHOICES = {"1": 0, "one": 0, "2": 1, "two": 1}
-MORE = "more"
-YES = "yes"
+# Context answers: a whole message, any case, edge punctuation and accents ignored.
+CHOICES = {"1": 0, "one": 0, "uno": 0, "2": 1, "two": 1, "dos": 1}
+MORE = frozenset({"more", "mas"})
+YES = frozenset({"yes", "si"})
 CLARIFY_PREFIX = "system.clarify"
 CHECK_PREFIX = "system.check"
-# Answers to the check question (a whole message). Anything else is a new message.
-CHECK_YES = frozenset({"yes", "y", "yeah", "yep", "yup", "ya", "yes it is", "i do", "1"})
+# Answers to the check question (a whole message), English and Spanish. Anything
+# else is a new message.
+CHECK_YES = frozenset({"yes", "y", "yeah", "yep", "yup", "ya", "yes it is", "i do", "1",
+                       "si", "s", "si es", "si tengo", "claro", "claro que si", "correcto"})
 CHECK_NO = frozenset({"no", "n", "nope", "nah", "no it is not", "no it isnt", "i do not",
-                      "i dont", "none", "none of those", "2"})
+                      "i dont", "none", "none of those", "2",
+                      "no es", "no tengo", "ninguno", "ninguna", "nada", "para nada"})
+LANGUAGE_SET = "language_set"  # intents/_system.yaml: the reply to ESPAÑOL / ENGLISH
 # Template id of the (unsent, empty) reply to a sender who opted out.
 SILENT_TEMPLATE = "none.opted_out"
 
@@ -42,10 +52,11 @@ class ConversationState:
     clarify: tuple[str, str] | None = None
     context_at: datetime | None = None
     check: str | None = None  # asked the check question; the answer if they say NO
+    language: str | None = None  # kept past the context window, and across opt-out
 
     def without_context(self) -> ConversationState:
-        """Forget the last intent and pending question; keep the opt-out."""
-        return ConversationState(opted_out=self.opted_out)
+        """Forget the last intent and pending question; keep the opt-out and language."""
+        return ConversationState(opted_out=self.opted_out, language=self.language)
 
     def fresh(self, now: datetime, window: timedelta) -> ConversationState:
         """Drop context older than `window` (CALFLINE_CONTEXT_MINUTES)."""
@@ -72,44 +83,56 @@ def respond(
     state: ConversationState,
     now: datetime,
     window: timedelta,
+    default_language: str | None = None,
 ) -> Turn:
-    """Answer one message in the light of the conversation so far."""
-    answer = responder.answer(text, channel, variables)
-    match, word = answer.match, command_word(text)
+    """Answer one message in the light of the conversation so far, in its language."""
+    catalog = responder.catalog
+    match, word = responder.match(text), plain(text)
     state = state.fresh(now, window)
+    wanted = switch_request(text, catalog.languages)
+    default = default_language or offered_languages(variables, catalog.languages)[0]
+    # A conversation with context but no language began before replies had one: English.
+    current = state.language or (catalog.language if state.context_at else None)
+    language = wanted or follow_language(match, current, default, catalog.languages)
+    local = catalog.localized(language)
+    new = ConversationState(language=language, context_at=now)
     if state.opted_out:
         if match.intent == "opt_in":
-            return Turn(match, answer.reply, ConversationState(), opt_change=False)
-        return Turn(match, Reply("", SILENT_TEMPLATE), state)
+            reply = responder.reply(match, channel, variables, language)
+            return Turn(match, reply, replace(new, context_at=None), opt_change=False)
+        return Turn(match, Reply("", SILENT_TEMPLATE, language=language), state)
     if match.intent == "opt_out":
-        return Turn(match, answer.reply, ConversationState(opted_out=True), opt_change=True)
-
-    catalog = responder.catalog
+        reply = responder.reply(match, channel, variables, language)
+        return Turn(match, reply, ConversationState(opted_out=True, language=language),
+                    opt_change=True)
+    if wanted:
+        said = replace(match, intent="help", confidence=1.0, reason="language", care="none",
+                       ambiguous=False, language=wanted, language_confidence=1.0)
+        return Turn(said, render_system(local, LANGUAGE_SET, channel, variables),
+                    replace(state, language=wanted, context_at=now))
     if state.check and (word in CHECK_YES or word in CHECK_NO):
-        return answer_check(responder, text, channel, variables, state.check, now)
-    reply = answer.reply
-    if match.intent == "opt_in" and word == YES:
+        return answer_check(responder, text, channel, variables, state.check, new)
+    reply = responder.reply(match, channel, variables, language)
+    if match.intent == "opt_in" and word in YES:
         # Not opted out, so YES answers us: after a red-flag reply keep the urgent advice.
         chosen = "red_flag" if state.last_intent == "red_flag" else "help"
-        reply = render_intent(catalog, chosen, channel, variables)
+        reply = render_intent(local, chosen, channel, variables)
     elif match.intent != "red_flag" and word in CHOICES and state.clarify:
         chosen = state.clarify[CHOICES[word]]
-        reply = render_intent(catalog, chosen, channel, variables)
-    elif match.intent != "red_flag" and word == MORE:
-        if state.last_intent:
-            chosen = state.last_intent
-            reply = render_intent(catalog, chosen, channel, variables, more=True)
-        else:
-            return Turn(match, render_system(catalog, "more_unavailable", channel, variables),
-                        replace(state, context_at=now))
+        reply = render_intent(local, chosen, channel, variables)
+    elif match.intent != "red_flag" and word in MORE:
+        if not state.last_intent:
+            return Turn(match, render_system(local, "more_unavailable", channel, variables),
+                        replace(state, language=language, context_at=now))
+        chosen = state.last_intent
+        reply = render_intent(local, chosen, channel, variables, more=True)
     elif match.check:
-        return Turn(match, reply, ConversationState(check=match.intent, context_at=now))
+        return Turn(match, reply, replace(new, check=match.intent))
     elif reply.template_id.startswith(CLARIFY_PREFIX) and match.runner_up:
-        pending = (match.intent, match.runner_up)
-        return Turn(match, reply, ConversationState(clarify=pending, context_at=now))
+        return Turn(match, reply, replace(new, clarify=(match.intent, match.runner_up)))
     else:
         chosen = match.intent
-    return Turn(match, reply, ConversationState(last_intent=chosen, context_at=now))
+    return Turn(match, reply, replace(new, last_intent=chosen))
 
 
 def answer_check(
@@ -118,9 +141,11 @@ def answer_check(
     channel: str,
     variables: Mapping[str, str] | None,
     pending: str,
-    now: datetime,
+    new: ConversationState,
 ) -> Turn:
     """Answer YES or NO to the check question: the urgent reply, or what they asked."""
-    yes = command_word(text) in CHECK_YES
-    match, reply = answer_to_check(responder.catalog, text, pending, yes, channel, variables)
-    return Turn(match, reply, ConversationState(last_intent=match.intent, context_at=now))
+    yes = plain(text) in CHECK_YES
+    local = responder.catalog.localized(new.language)
+    match, reply = answer_to_check(local, text, pending, yes, channel, variables)
+    match = replace(match, language=new.language)
+    return Turn(match, reply, replace(new, last_intent=match.intent))

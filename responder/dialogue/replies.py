@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from responder.nlu.catalog import DEFAULT_VARIABLES, Catalog
+from responder.nlu.catalog import BASE_LANGUAGE, DEFAULT_VARIABLES, Catalog
 from responder.nlu.matcher import Match
 
 URGENT_INTENTS = frozenset({"red_flag"})
@@ -23,11 +23,14 @@ class Reply:
     text: str
     template_id: str
     urgent: bool = False
+    language: str = BASE_LANGUAGE  # the template's language; ids are the same in each
 
 
-def template_variables(overrides: Mapping[str, str] | None = None) -> dict[str, str]:
-    """Return the neutral defaults with a clinic's non-empty values on top."""
-    values = dict(DEFAULT_VARIABLES)
+def template_variables(
+    overrides: Mapping[str, str] | None = None, defaults: Mapping[str, str] = DEFAULT_VARIABLES,
+) -> dict[str, str]:
+    """Return the neutral defaults (in the reply's language) with a clinic's values on top."""
+    values = dict(defaults)
     values.update({k: v for k, v in (overrides or {}).items() if v})
     return values
 
@@ -37,7 +40,8 @@ def render_system(
 ) -> Reply:
     """Fill one of the non-intent templates in intents/_system.yaml."""
     text = catalog.system[name][channel]
-    return Reply(text.format_map(template_variables(variables)), f"system.{name}.{channel}")
+    text = text.format_map(template_variables(variables, catalog.defaults))
+    return Reply(text, f"system.{name}.{channel}", language=catalog.language)
 
 
 def render_intent(
@@ -57,8 +61,9 @@ def render_intent(
     replies = intent.care_replies.get(care or "", intent.replies)
     prefix = f"{intent_id}.{care}" if replies is not intent.replies else intent_id
     key = "sms_more" if more and channel == "sms" and "sms_more" in replies else channel
-    text = replies[key].format_map(template_variables(variables))
-    return Reply(text, f"{prefix}.{key}", urgent=intent_id in URGENT_INTENTS)
+    text = replies[key].format_map(template_variables(variables, catalog.defaults))
+    return Reply(text, f"{prefix}.{key}", urgent=intent_id in URGENT_INTENTS,
+                 language=catalog.language)
 
 
 def render_reply(

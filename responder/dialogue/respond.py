@@ -22,6 +22,11 @@ class Answer:
     match: Match
     reply: Reply
 
+    @property
+    def language(self) -> str:
+        """The language of the reply."""
+        return self.reply.language
+
 
 class Responder:
     """Load the intents once; answer many messages on any channel."""
@@ -45,12 +50,35 @@ class Responder:
         """Build a responder from an intents folder (validated on load) and its model file."""
         return cls(load_catalog(directory), thresholds, model_file)
 
+    def match(self, text: str) -> Match:
+        """Classify one message (capped and cleaned first)."""
+        return self.matcher.match(clean_text(text))
+
     def answer(
-        self, text: str, channel: str = "sms", variables: Mapping[str, str] | None = None
+        self,
+        text: str,
+        channel: str = "sms",
+        variables: Mapping[str, str] | None = None,
+        language: str | None = None,
     ) -> Answer:
-        """Match the message and render the channel's template."""
-        match = self.matcher.match(clean_text(text))
-        return Answer(match, render_reply(self.catalog, match, channel, variables))
+        """Match the message and render the channel's template.
+
+        The reply is in `language` when given, else in the message's own language
+        when the catalog has it, else in the catalog's base language.
+        """
+        match = self.match(text)
+        return Answer(match, self.reply(match, channel, variables, language))
+
+    def reply(
+        self,
+        match: Match,
+        channel: str,
+        variables: Mapping[str, str] | None = None,
+        language: str | None = None,
+    ) -> Reply:
+        """Render the reply to a match in `language` (or the message's own)."""
+        chosen = language or match.language
+        return render_reply(self.catalog.localized(chosen), match, channel, variables)
 
 
 def clean_text(text: str | None) -> str:
