@@ -292,13 +292,13 @@ class ConversationStore:
                                      {"sender_hash": key.hash, "our_number": number}).first()
         if row is None:
             return ConversationState()
-        opted_out, last_intent, first, second, context_at = row
+        opted_out, last_intent, first, second, context_at, language = row
         if first == CHECK_MARK:  # a pending check question: (CHECK_MARK, its NO answer)
             return ConversationState(opted_out=opted_out, last_intent=last_intent,
-                                     context_at=context_at, check=second)
+                                     context_at=context_at, check=second, language=language)
         return ConversationState(opted_out=opted_out, last_intent=last_intent,
                                  clarify=(first, second) if first and second else None,
-                                 context_at=context_at)
+                                 context_at=context_at, language=language)
 
     def _reply_for(self, connection: Connection, dedupe_key: str) -> StoredReply | None:
         row = connection.execute(self.sql.reply_for, {"dedupe_key": dedupe_key}).first()
@@ -312,7 +312,8 @@ class ConversationStore:
         sql, channel, state = self.sql, short_text(inbound.channel, 8), turn.state
         first, second = (CHECK_MARK, state.check) if state.check else state.clarify or (None, None)
         context = {"last_intent": state.last_intent, "clarify_first": first,
-                   "clarify_second": second, "context_at": state.context_at}
+                   "clarify_second": second, "context_at": state.context_at,
+                   "language": state.language}
         sender = {"sender_hash": key.hash, "sender_last4": key.last4, "our_number": number,
                   "now": now}
         # No fsync for an ordinary message; a changed opt-out survives even a power cut.
@@ -332,7 +333,8 @@ class ConversationStore:
                 "created_at": now, "body": clean_text(inbound.body)[:MAX_MESSAGE_CHARS],
                 "intent": turn.match.intent, "confidence": turn.match.confidence,
                 "template_id": None, "twilio_sid": short_text(inbound.twilio_sid, 64) or None,
-                "dedupe_key": inbound.dedupe_key, "reply_to_id": None}).scalar()
+                "dedupe_key": inbound.dedupe_key, "reply_to_id": None,
+                "language": turn.match.language}).scalar()
             if inbound_id is None:  # the dedupe key is taken: a re-sent webhook
                 stored = self._reply_for(connection, inbound.dedupe_key or "")
                 transaction.rollback()  # and with it the context saved above
@@ -353,7 +355,7 @@ class ConversationStore:
                 "conversation_id": conversation_id, "direction": "out", "channel": channel,
                 "created_at": now, "body": text_, "intent": turn.match.intent,
                 "confidence": None, "template_id": template, "twilio_sid": None,
-                "dedupe_key": None, "reply_to_id": inbound_id})
+                "dedupe_key": None, "reply_to_id": inbound_id, "language": turn.reply.language})
         return StoredReply(text_, template, conversation_id, turn.match.intent)
 
     def replay(self, turn: SpooledTurn) -> StoredReply:

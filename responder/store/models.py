@@ -90,6 +90,7 @@ class Conversation(Base):
     clarify_first: Mapped[str | None] = mapped_column(String(64), nullable=True)
     clarify_second: Mapped[str | None] = mapped_column(String(64), nullable=True)
     context_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    language: Mapped[str | None] = mapped_column(String(8), nullable=True)
 
 
 class Message(Base):
@@ -110,6 +111,7 @@ class Message(Base):
     confidence: Mapped[float | None] = mapped_column(Float, nullable=True)
     template_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
     twilio_sid: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    language: Mapped[str | None] = mapped_column(String(8), nullable=True)
     # SHA-256 of the Twilio idempotency key: one inbound row per webhook, however often sent.
     dedupe_key: Mapped[str | None] = mapped_column(String(64), nullable=True, unique=True)
     reply_to_id: Mapped[int | None] = mapped_column(

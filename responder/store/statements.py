@@ -25,7 +25,8 @@ CONVERSATIONS: Table = Conversation.__table__  # type: ignore[assignment]
 MESSAGES: Table = Message.__table__  # type: ignore[assignment]
 # The dialects whose INSERT has ON CONFLICT (and RETURNING), which idempotency relies on.
 INSERTS: dict[str, Any] = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
-STATE_COLUMNS = ("opted_out", "last_intent", "clarify_first", "clarify_second", "context_at")
+STATE_COLUMNS = ("opted_out", "last_intent", "clarify_first", "clarify_second", "context_at",
+                 "language")
 
 
 def supported_insert(engine: Engine) -> Any:
