@@ -11,7 +11,8 @@ call, and "stop" on a call ends the call without opting the number out of SMS.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlencode
 
@@ -59,11 +60,18 @@ class VoiceSettings:
     language: str
     speech_model: str
     hints: str
+    # Per other language: (voice, BCP-47 code) for <Say> and <Gather>, and its hints.
+    # The voice must speak the language, or Twilio fails the call (Polly.Lupe: es-US).
+    voices: Mapping[str, tuple[str, str]] = field(default_factory=dict)
+    language_hints: Mapping[str, str] = field(default_factory=dict)
 
-    @property
-    def ssml(self) -> bool:
-        """Only Amazon Polly and Google voices read SSML such as <prosody>."""
-        return self.voice.startswith(("Polly.", "Google."))
+    def speaker(self, lang: str) -> tuple[str, str]:
+        """Return the (voice, language code) that speaks `lang`; the default otherwise."""
+        return self.voices.get(lang, (self.voice, self.language))
+
+    def hints_for(self, lang: str) -> str:
+        """Return the recognition hints for a Gather that listens in `lang`."""
+        return self.language_hints.get(lang, self.hints)
 
 
 @bp.record_once
@@ -78,6 +86,9 @@ def _load_settings(state: BlueprintSetupState) -> None:
         language=str(config["VOICE_LANGUAGE"]),
         speech_model=str(config["VOICE_SPEECH_MODEL"]),
         hints=speech_hints(responder.catalog),
+        voices={"es": (str(config["VOICE_ES"]), str(config["VOICE_ES_LANGUAGE"]))},
+        language_hints={lang: speech_hints(responder.catalog.localized(lang))
+                        for lang in responder.catalog.translations},
     )
 
 
@@ -93,9 +104,11 @@ def _flow(settings: VoiceSettings) -> CallFlow:
     return CallFlow(current_app.extensions["calfline"], rules, clinic_variables())
 
 
-def _say(text: str, slow: bool, settings: VoiceSettings) -> Say:
-    say = Say(voice=settings.voice, language=settings.language)
-    if slow and settings.ssml:
+def _say(text: str, slow: bool, settings: VoiceSettings, lang: str = "") -> Say:
+    voice, language = settings.speaker(lang)
+    say = Say(voice=voice, language=language)
+    # Only Amazon Polly and Google voices read SSML such as <prosody>.
+    if slow and voice.startswith(("Polly.", "Google.")):
         say.prosody(text, rate="slow")
     else:
         say.value = text
@@ -112,14 +125,14 @@ def _gather(action: Listen, settings: VoiceSettings) -> tuple[Gather, str]:
         input="speech dtmf",
         action=url,
         method="POST",
-        language=settings.language,
-        hints=settings.hints,
+        language=settings.speaker(action.language)[1],
+        hints=settings.hints_for(action.language),
         num_digits=1,
         action_on_empty_result=True,
         **options,
     )
     if action.prompt:
-        gather.append(_say(action.prompt, False, settings))
+        gather.append(_say(action.prompt, False, settings, action.language))
     return gather, url
 
 
@@ -128,7 +141,7 @@ def render(step: Step, settings: VoiceSettings) -> str:
     response = VoiceResponse()
     for action in step.actions:
         if isinstance(action, Speak):
-            response.append(_say(action.text, action.slow, settings))
+            response.append(_say(action.text, action.slow, settings, action.language))
         elif isinstance(action, Listen):
             gather, url = _gather(action, settings)
             response.append(gather)

@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from responder.dialogue.conversation import ConversationState, respond
-from responder.dialogue.replies import template_variables
+from responder.dialogue.language import follow_language, offered_languages
 from responder.dialogue.respond import Responder
-from responder.nlu.catalog import CHANNELS, load_catalog
+from responder.nlu.catalog import CHANNELS, LANGUAGES, load_catalog
 from responder.nlu.evaluation import Verdict
 from responder.web.config import build_responder, from_environment
 
@@ -23,11 +23,13 @@ def _responder() -> Responder:
 
 def _variables() -> dict[str, str]:
     config = from_environment()
-    return template_variables({
+    # Empty values fall back to the templates' neutral words in the reply's language.
+    return {
         "clinic_name": config["CLINIC_NAME"],
         "clinic_phone": config["CLINIC_PHONE"],
         "emergency_number": config["EMERGENCY_NUMBER"],
-    })
+        "languages": config["LANGUAGES"],
+    }
 
 
 def cmd_chat(args: argparse.Namespace, stdin: TextIO, stdout: TextIO) -> int:
@@ -57,20 +59,30 @@ def cmd_chat(args: argparse.Namespace, stdin: TextIO, stdout: TextIO) -> int:
 
 
 def classify_record(responder: Responder, text: str, channel: str,
-                    variables: dict[str, str]) -> dict[str, Any]:
+                    variables: dict[str, str], language: str | None = None) -> dict[str, Any]:
     """Return what `classify` prints for one message."""
-    answer = responder.answer(text, channel, variables)
-    match = answer.match
+    match = responder.match(text)
+    detected = follow_language(match, None, language or catalog_default(variables, responder),
+                               responder.catalog.languages)
+    reply = responder.reply(match, channel, variables, language or detected)
     return {
         "text": text,
+        "language": reply.language,
+        "detected_language": match.language,
+        "language_confidence": match.language_confidence,
         "intent": match.intent,
         "care": match.care,
         "confidence": match.confidence,
         "runner_up": match.runner_up,
         "red_flag_probability": match.red_flag_probability,
         "signs": list(match.present_signs),
-        "reply": answer.reply.text,
+        "reply": reply.text,
     }
+
+
+def catalog_default(variables: dict[str, str], responder: Responder) -> str:
+    """The default language of the line (CALFLINE_LANGUAGES' first)."""
+    return offered_languages(variables, responder.catalog.languages)[0]
 
 
 def cmd_classify(args: argparse.Namespace, stdin: TextIO, stdout: TextIO) -> int:
@@ -78,7 +90,8 @@ def cmd_classify(args: argparse.Namespace, stdin: TextIO, stdout: TextIO) -> int
     responder = _responder()
     variables = _variables()
     for line in stdin:
-        record = classify_record(responder, line.rstrip("\r\n"), args.channel, variables)
+        record = classify_record(responder, line.rstrip("\r\n"), args.channel, variables,
+                                 args.language)
         stdout.write(json.dumps(record, ensure_ascii=False) + "\n")
         stdout.flush()
     return 0
@@ -89,11 +102,14 @@ def cmd_eval(args: argparse.Namespace, stdin: TextIO, stdout: TextIO) -> int:
     from responder.nlu.evaluation import baseline_predictor, evaluate, format_report, read_tsv
 
     responder = _responder()
-    examples = read_tsv(Path(args.file))
+    examples = read_tsv(Path(args.file), args.language)
+    catalog = responder.catalog
 
     def predict(example: Any) -> Verdict:
         match = responder.matcher.match(example.text)
-        return Verdict(match.intent, match.care)
+        # The reply language of a first message on a number whose default is English.
+        said = follow_language(match, None, catalog.language, catalog.languages)
+        return Verdict(match.intent, match.care, said)
 
     report = evaluate(examples, predict)
     baseline = None if args.no_baseline else evaluate(
@@ -141,9 +157,13 @@ def add_matching_commands(sub: Any) -> None:
     chat.add_argument("--voice", action="store_true", help="answer as on a phone call")
     classify = sub.add_parser("classify", help="classify messages from stdin as JSON lines")
     classify.add_argument("--channel", choices=CHANNELS, default="sms")
+    classify.add_argument("--language", choices=LANGUAGES, default=None,
+                          help="reply in this language (default: detect it per message)")
     evaluate = sub.add_parser("eval", help="measure accuracy on a labelled TSV")
     evaluate.add_argument("file", help="TSV whose header names channel, intent and text")
     evaluate.add_argument("--json", action="store_true", help="write the report as JSON")
+    evaluate.add_argument("--language", choices=LANGUAGES, default=None,
+                          help="the language every reply should be in (else a language column)")
     evaluate.add_argument("--errors", action="store_true", help="also list misclassified rows")
     evaluate.add_argument("--no-baseline", action="store_true",
                           help="skip fitting the TF-IDF + LogisticRegression baseline")

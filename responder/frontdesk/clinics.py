@@ -41,8 +41,10 @@ MAX_NAME_CHARS = len(LONGEST_VARIABLES["clinic_name"])
 MAX_PHONE_CHARS = len(LONGEST_VARIABLES["clinic_phone"])
 _FIELDS = frozenset({
     "id", "name", "numbers", "phone", "hours", "escalation", "escalate_chronic_pain",
-    "api_keys", "staff",
+    "api_keys", "staff", "languages",
 })
+# The languages intents/ has replies in (responder/nlu/catalog.py LANGUAGES).
+KNOWN_LANGUAGES = ("en", "es")
 
 
 @dataclass(frozen=True)
@@ -72,10 +74,15 @@ class Clinic:
     escalate_chronic_pain: bool = False
     api_key_hashes: tuple[str, ...] = field(default=(), repr=False)
     staff: tuple[StaffUser, ...] = field(default=(), repr=False)
+    # The languages its numbers offer, the default first; empty: CALFLINE_LANGUAGES.
+    languages: tuple[str, ...] = ()
 
     def variables(self) -> dict[str, str]:
-        """Template variables this clinic's patients hear."""
-        return {"clinic_name": self.name, "clinic_phone": self.phone}
+        """Template variables this clinic's patients hear, and its numbers' languages."""
+        values = {"clinic_name": self.name, "clinic_phone": self.phone}
+        if self.languages:
+            values["languages"] = ",".join(self.languages)
+        return values
 
     def escalates(self, intent: str) -> bool:
         """Return True when a message of this intent must notify the clinic."""
@@ -236,7 +243,13 @@ def _clinic(path: Path, index: int, data: object) -> Clinic:
         raise ClinicDataError(path, f"{where}.escalate_chronic_pain", "must be true or false")
     name = _text(path, where, data, "name", required=True)
     phone = _text(path, where, data, "phone", required=True)
+    languages = data.get("languages") or []
+    if not isinstance(languages, list) or not all(x in KNOWN_LANGUAGES for x in languages) \
+            or len(set(languages)) != len(languages):
+        raise ClinicDataError(path, f"{where}.languages",
+                              f"must list some of {list(KNOWN_LANGUAGES)}, the default first")
     return Clinic(
+        languages=tuple(languages),
         id=clinic_id,
         name=_template_value(path, f"{where}.name", name, MAX_NAME_CHARS),
         numbers=tuple(_number(path, f"{where}.numbers[{i}]", n) for i, n in enumerate(numbers)),
@@ -288,6 +301,7 @@ def variables_for_clinic(app: Flask, clinic: Clinic | None) -> dict[str, str]:
         "clinic_name": config["CLINIC_NAME"],
         "clinic_phone": config["CLINIC_PHONE"],
         "emergency_number": config["EMERGENCY_NUMBER"],
+        "languages": config["LANGUAGES"],
     }
     if clinic is not None:
         variables.update(clinic.variables())

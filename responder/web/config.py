@@ -26,6 +26,14 @@ def _str(value: str) -> str:
     return value
 
 
+def _languages(value: str) -> str:
+    """A comma-separated list of en/es, the default first: 'es,en'."""
+    languages = [v.strip() for v in value.split(",") if v.strip()]
+    if not languages or not set(languages) <= {"en", "es"} or len(set(languages)) < len(languages):
+        raise ValueError("must list en and/or es, the default first, e.g. en,es")
+    return ",".join(languages)
+
+
 # name -> (environment variable, parser, default)
 SETTINGS: dict[str, tuple[str, Callable[[str], Any], Any]] = {
     "INTENTS_DIR": ("CALFLINE_INTENTS_DIR", _str, str(DEFAULT_INTENTS_DIR)),
@@ -38,12 +46,18 @@ SETTINGS: dict[str, tuple[str, Callable[[str], Any], Any]] = {
     "FALLBACK_THRESHOLD": ("CALFLINE_FALLBACK_THRESHOLD", _float, Thresholds.fallback),
     "AMBIGUITY_MARGIN": ("CALFLINE_AMBIGUITY_MARGIN", _float, Thresholds.ambiguity),
     "CLINIC_NAME": ("CALFLINE_CLINIC_NAME", _str, "CalfLine"),
-    "CLINIC_PHONE": ("CALFLINE_CLINIC_PHONE", _str, "your doctor or clinic"),
+    # Empty: the templates' own neutral words, in the reply's language (_system.yaml).
+    "CLINIC_PHONE": ("CALFLINE_CLINIC_PHONE", _str, ""),
     "EMERGENCY_NUMBER": ("CALFLINE_EMERGENCY_NUMBER", _str, "911"),
     "MAX_CONTENT_LENGTH": ("CALFLINE_MAX_BODY_BYTES", _int, 64 * 1024),
     # Voice calls (responder/channels/voice.py, checked by call_flow.call_rules at start-up).
     "VOICE": ("CALFLINE_VOICE", _str, "Polly.Joanna"),
     "VOICE_LANGUAGE": ("CALFLINE_VOICE_LANGUAGE", _str, "en-US"),
+    # The languages a number without a clinic profile offers, its default first.
+    "LANGUAGES": ("CALFLINE_LANGUAGES", _languages, "en,es"),
+    # A Spanish caller's voice; it must speak VOICE_ES_LANGUAGE or Twilio fails the call.
+    "VOICE_ES": ("CALFLINE_VOICE_ES", _str, "Polly.Lupe"),
+    "VOICE_ES_LANGUAGE": ("CALFLINE_VOICE_ES_LANGUAGE", _str, "es-US"),
     "VOICE_SPEECH_MODEL": ("CALFLINE_VOICE_SPEECH_MODEL", _str, ""),
     "VOICE_MAX_TURNS": ("CALFLINE_VOICE_MAX_TURNS", _int, 6),
     "VOICE_MIN_CONFIDENCE": ("CALFLINE_VOICE_MIN_CONFIDENCE", _float, 0.2),
