@@ -3,7 +3,7 @@
     from responder.store import audit
     audit.record(db, clinic_id, actor, audit.TAKE_OVER, "conversation:42")
     audit.events(engine, clinic_id, since, until, action=None, limit=200) -> list[AuditRow]
-    audit.stream(engine, clinic_id, since, until) -> Iterator[AuditRow]   # oldest first
+    audit.stream(engine, clinic_id, since, until, action) -> Iterator[AuditRow]  # oldest 1st
     audit.purge(engine, older_than) -> int                                # calfline purge
 
 `db` is an Engine (the row gets its own transaction) or a Connection or
@@ -75,12 +75,15 @@ def record(db: Engine | Connection | Session, clinic_id: str, actor: str, action
         db.execute(statement)
 
 
-def _query(clinic_id: str, since: datetime | None, until: datetime | None) -> Any:
+def _query(clinic_id: str, since: datetime | None, until: datetime | None,
+           action: str | None) -> Any:
     stmt = select(AuditEvent).where(AuditEvent.clinic_id == clinic_id)
     if since is not None:
         stmt = stmt.where(AuditEvent.at >= since)
     if until is not None:
         stmt = stmt.where(AuditEvent.at < until)
+    if action:
+        stmt = stmt.where(AuditEvent.action == action)
     return stmt
 
 
@@ -93,18 +96,16 @@ def events(engine: Engine, clinic_id: str, since: datetime | None = None,
            until: datetime | None = None, action: str | None = None,
            limit: int = 200) -> list[AuditRow]:
     """Return a clinic's newest events first, optionally of one action only."""
-    stmt = _query(clinic_id, since, until)
-    if action:
-        stmt = stmt.where(AuditEvent.action == action)
-    stmt = stmt.order_by(AuditEvent.at.desc(), AuditEvent.id.desc()).limit(limit)
+    stmt = (_query(clinic_id, since, until, action)
+            .order_by(AuditEvent.at.desc(), AuditEvent.id.desc()).limit(limit))
     with Session(engine) as session:
         return [_row(event) for event in session.scalars(stmt)]
 
 
 def stream(engine: Engine, clinic_id: str, since: datetime | None = None,
-           until: datetime | None = None) -> Iterator[AuditRow]:
+           until: datetime | None = None, action: str | None = None) -> Iterator[AuditRow]:
     """Yield a clinic's events oldest first, a batch at a time (for the CSV export)."""
-    stmt = _query(clinic_id, since, until).order_by(AuditEvent.at, AuditEvent.id)
+    stmt = _query(clinic_id, since, until, action).order_by(AuditEvent.at, AuditEvent.id)
     with Session(engine) as session:
         for event in session.scalars(stmt.execution_options(yield_per=500)):
             yield _row(event)

@@ -112,19 +112,20 @@ def _messages(engine: Engine, numbers: list[str], window: Window, figures: Clini
 
 
 def _checks(engine: Engine, numbers: list[str], window: Window, figures: ClinicFigures) -> None:
-    asked, nxt = aliased(Message), aliased(Message)
+    asked, nxt, said = aliased(Message), aliased(Message), aliased(Message)
     following = and_(nxt.conversation_id == asked.conversation_id, nxt.direction == "in",
                      nxt.id > asked.id)
-    next_id = select(func.min(nxt.id)).where(following).scalar_subquery()
-    answer = select(nxt.check_answer).where(nxt.id == next_id).scalar_subquery()
+    next_id = select(func.min(nxt.id)).where(following).correlate(asked).scalar_subquery()
+    answer = (select(said.check_answer).where(said.id == next_id).correlate(asked)
+              .scalar_subquery())
     stmt = (select(_day(engine, asked.created_at), next_id, answer)
             .join(Conversation, asked.conversation_id == Conversation.id)
             .where(Conversation.our_number.in_(numbers), asked.direction == "out",
                    asked.template_id.startswith(CHECK_TEMPLATE_PREFIX, autoescape=True),
                    asked.created_at >= window.since, asked.created_at < window.until))
     with engine.connect() as connection:
-        for when, following_id, said in connection.execute(stmt):
-            outcome = said if said in ("yes", "no") else "other" if following_id else "no_reply"
+        for when, following_id, reply in connection.execute(stmt):
+            outcome = reply if reply in ("yes", "no") else "other" if following_id else "no_reply"
             _add(figures.checks, outcome, when, 1)
 
 
