@@ -21,7 +21,7 @@ LEFT, RIGHT, TOP, BOTTOM = 44, 8, 10, 28
 BAR_SHARE = 0.7  # of each day's slot; the rest is the gap between days
 MAX_DAY_LABELS = 10
 ROW = 26  # px per horizontal bar
-LABEL_WIDTH = 200
+LABEL_WIDTH = 280  # fits the longest intent label at 12px
 
 
 @dataclass(frozen=True)

@@ -39,6 +39,7 @@ CARE_LABELS = {"emergency": "Emergency", "urgent": "Urgent (same day)", "check":
 CARE_COLOURS = {"emergency": "#B3261E", "urgent": "#D55E00", "check": "#E69F00",
                 "soon": "#56B4E9", "self_care": "#009E73", "none": "#999999",
                 "unrecorded": "#D8DEE6"}
+INTENT_COLOURS = {"red_flag": "#B3261E", OUT_OF_SCOPE: "#999999"}
 CHECK_LABELS = {"yes": "Answered YES", "no": "Answered NO", "other": "Wrote something else",
                 "no_reply": "No reply yet"}
 CHECK_COLOURS = {"yes": "#D55E00", "no": "#009E73", "other": "#56B4E9", "no_reply": "#999999"}
@@ -74,8 +75,7 @@ def _charts(figures: ClinicFigures) -> list[Chart]:
                  _labels(figures.by_channel, CHANNEL_LABELS)),
         day_bars("Messages per day by care level", figures.by_care, days,
                  _labels(figures.by_care, CARE_LABELS), CARE_COLOURS),
-        row_bars("Messages by intent", by_intent,
-                 {OUT_OF_SCOPE: "#999999"}),
+        row_bars("Messages by intent", by_intent, INTENT_COLOURS),
         row_bars("Check questions asked, by answer", checks, CHECK_COLOURS),
     ]
 

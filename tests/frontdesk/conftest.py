@@ -229,3 +229,17 @@ def http(method: str, url: str, body: bytes | None = None,
     if head.get("Content-Type", "").startswith("application/json"):
         return status, head, json.loads(raw)
     return status, head, raw
+
+
+ADMIN_HASH_SECRET = "admin-tests-hash-secret-0123456789"
+
+
+@pytest.fixture(scope="session")
+def admin_server(frontdesk_dir: Path, webhook: WebhookRecorder) -> Iterator[LiveServer]:
+    """A server with its own database, so the dashboard's figures are the tests' own rows."""
+    clinics = write_clinics_file(frontdesk_dir / "admin-clinics.yaml", webhook.url)
+    env = {"CALFLINE_CLINICS_FILE": str(clinics), "CALFLINE_HASH_SECRET": ADMIN_HASH_SECRET,
+           "DATABASE_URL": f"sqlite:///{frontdesk_dir / 'admin.db'}"}
+    server = start_server(env, frontdesk_dir / "admin.log")
+    yield server
+    server.stop()
