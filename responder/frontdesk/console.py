@@ -127,9 +127,11 @@ def login() -> str | BaseResponse | tuple[str, int]:
             record_action(audit.SIGN_IN, detail=f"ip={request.remote_addr}",
                           clinic_id=clinic.id, actor=staff.username)
             return redirect(_safe_next(request.args.get("next")))
+        # An unknown "username" is often a password typed in the wrong box: not stored.
         known = _directory().clinic_of(username)
         record_action(audit.SIGN_IN_FAILED, detail=f"ip={request.remote_addr}",
-                      clinic_id=known.id if known else "", actor=username)
+                      clinic_id=known.id if known else "",
+                      actor=username if known else audit.UNKNOWN_ACTOR)
         error = "Wrong username or password."
     page = render_template("console/login.html", error=error)
     return (page, 401) if error else page

@@ -113,6 +113,11 @@ def figure_rows(figures: ClinicFigures, acks: AckTimes | None) -> Iterator[tuple
                     yield name, day.isoformat(), key, counts[key][day]
             yield name, "total", key, figures.total(counts, key)
     yield "messages", "total", "all", figures.messages
+    for day in figures.window.days:
+        counted = sum(per_day.get(day, 0) for per_day in figures.by_intent.values())
+        if counted:
+            share = figures.by_intent.get(OUT_OF_SCOPE, {}).get(day, 0) / counted
+            yield "out_of_scope_rate", day.isoformat(), OUT_OF_SCOPE, round(share, 4)
     rate = figures.out_of_scope_rate
     yield "out_of_scope_rate", "total", OUT_OF_SCOPE, None if rate is None else round(rate, 4)
     if acks is None:

@@ -45,6 +45,7 @@ ACTIONS = frozenset({
     ACKNOWLEDGE, CLOSE, RESEND, VIEW_AUDIT, EXPORT_AUDIT, EXPORT_DASHBOARD,
 })
 SYSTEM_ACTOR = "calfline"  # actions the service takes by itself, e.g. a re-sent alert
+UNKNOWN_ACTOR = "(unknown username)"  # a failed sign-in as nobody the clinics file knows
 
 
 @dataclass(frozen=True)

@@ -122,6 +122,27 @@ def test_sign_ins_and_failures_are_audited(browser: Browser, admin_server: LiveS
     assert signed_in[-1]["actor"] == ADMINS["riverside"][0]
 
 
+
+def test_an_unknown_username_is_not_stored(browser: Browser, admin_server: LiveServer) -> None:
+    """It is often a password typed in the wrong box; the attempt is kept, the text is not."""
+    typed = "my-Secret-passw0rd"
+    page = browser.new_page()
+    page.goto(admin_server.url + "/console/login")
+    page.get_by_label("Username").fill(typed)
+    page.get_by_label("Password").fill("anything")
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("alert")).to_have_text("Wrong username or password.")
+    store = open_store(admin_server)
+    try:
+        with store.engine.connect() as connection:
+            rows = connection.exec_driver_sql(
+                "SELECT clinic_id, actor, action, subject, detail FROM audit_events").all()
+    finally:
+        store.close()
+    assert ("", audit.UNKNOWN_ACTOR, audit.SIGN_IN_FAILED, "", "ip=127.0.0.1") in rows
+    assert not any(typed in " ".join(row) for row in rows)
+
+
 def test_forms_need_the_csrf_token(browser: Browser, admin_server: LiveServer) -> None:
     page = sign_in(browser, admin_server, *ADMINS["riverside"])
     forged = page.request.post(admin_server.url + "/console/logout", form={}, max_redirects=0)

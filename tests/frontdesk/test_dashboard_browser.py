@@ -150,6 +150,25 @@ def test_dashboard_shows_what_the_database_holds(browser: Browser,
     for figure in page.locator("details").all():
         figure.evaluate("d => d.open = false")
     page.screenshot(path=str(SCREENSHOT), full_page=True)
+    assert downloaded_figures(page) == {
+        "channel": expected["channel"], "care": expected["care"],
+        "intent": expected["intent"], "checks": expected["checks"], "total": total}
+
+
+def downloaded_figures(page: Page) -> dict[str, object]:
+    """The dashboard's CSV, read back into the shape recount() gives."""
+    with page.expect_download() as download:
+        page.get_by_role("link", name="Download these figures (CSV)").click()
+    with open(download.value.path(), newline="", encoding="utf-8") as file:
+        rows = list(csv.DictReader(file))
+
+    def per(figure: str, daily: bool) -> Counter[tuple[str, str]]:
+        return Counter({(r["day"] if daily else "", r["key"]): int(r["value"]) for r in rows
+                        if r["figure"] == figure and (r["day"] != "total") == daily})
+
+    return {"channel": per("messages_by_channel", True), "care": per("messages_by_care", True),
+            "intent": per("messages_by_intent", False), "checks": per("checks_by_answer", False),
+            "total": next(int(r["value"]) for r in rows if r["figure"] == "messages")}
 
 
 def test_audit_csv_download_matches_the_trail(browser: Browser, admin_server: LiveServer,
