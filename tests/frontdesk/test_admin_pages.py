@@ -7,10 +7,12 @@ import io
 import re
 import shutil
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
+from responder import create_app
 from responder.store import audit
 from responder.store.conversation_store import ConversationStore
 from tests.frontdesk.conftest import (
@@ -20,8 +22,10 @@ from tests.frontdesk.conftest import (
     RIVERSIDE_NUMBER,
     STAFF,
     LiveServer,
+    write_clinics_file,
 )
 from tests.frontdesk.test_console import CHROMIUM, CHROMIUM_ARGS, text_in
+from tests.log_capture import captured
 
 ADMIN_PAGES = ("/console/admin/dashboard", "/console/admin/dashboard.csv",
                "/console/admin/audit", "/console/admin/audit.csv")
@@ -165,3 +169,29 @@ def test_bad_filters_get_a_400_with_the_reason(browser: Browser, admin_server: L
     response = page.request.get(admin_server.url + "/console/admin" + query)
     assert response.status == 400
     assert re.search(rf"\b{reason}\b", response.text())
+
+
+def test_a_failed_audit_write_is_logged_and_sign_in_goes_on(tmp_path: Path) -> None:
+    """The database refusing the audit row must not lock staff out; the log keeps the event."""
+    clinics = write_clinics_file(tmp_path / "clinics.yaml", "http://127.0.0.1:9/alerts")
+    app = create_app({"TESTING": True, "CLINICS_FILE": str(clinics), "SECRET_KEY": "k",
+                      "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
+                      "SPOOL_DIR": str(tmp_path / "spool"), "ESCALATION_WORKER": "off"})
+    store = app.extensions["calfline_store"]
+    try:
+        with store.engine.begin() as connection:  # the table is gone: every insert fails
+            connection.exec_driver_sql("ALTER TABLE audit_events RENAME TO audit_elsewhere")
+        client = app.test_client()
+        page = client.get("/console/login").text
+        token = re.search(r'name="csrf_token" value="([^"]+)"', page)
+        assert token is not None
+        username, password = STAFF["riverside"]
+        with captured("calfline.audit") as lines:
+            response = client.post("/console/login", data={
+                "username": username, "password": password, "csrf_token": token.group(1)})
+        assert response.status_code == 302
+        (record,) = lines.records
+        assert record.levelname == "ERROR"
+        assert (record.audit_action, record.audit_actor) == (audit.SIGN_IN, username)
+    finally:
+        store.close()
