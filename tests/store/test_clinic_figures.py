@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from flask import Flask
-from sqlalchemy import Boolean, Column, Integer, MetaData, String, Table, select
+from sqlalchemy import Boolean, Column, Integer, MetaData, String, Table, inspect, select
 
 from responder.dialogue.conversation import ConversationState, Turn
 from responder.dialogue.replies import Reply
@@ -129,7 +129,8 @@ def test_the_webhook_records_care_and_the_check_answer(make_app: Callable[..., F
 
 
 def _inbox_stand_in(store: ConversationStore) -> Table:
-    """The columns inbox_figures documents, as the workflow's migration will create them."""
+    """The columns inbox_figures documents; once the workflow's migration has made the real
+    table, this only describes it (insert its other required columns here too)."""
     table = Table("inbox_items", MetaData(), Column("id", Integer, primary_key=True),
                   Column("clinic_id", String(40)), Column("urgent", Boolean),
                   Column("created_at", UTCDateTime()), Column("acknowledged_at", UTCDateTime()))
@@ -139,7 +140,8 @@ def _inbox_stand_in(store: ConversationStore) -> Table:
 
 def test_urgent_acknowledgement_times(store: ConversationStore) -> None:
     since, until = WINDOW.since, WINDOW.until
-    assert urgent_ack_times(store.engine, "riverside", since, until) is None  # no inbox yet
+    if not inspect(store.engine).has_table("inbox_items"):  # before the workflow's migration
+        assert urgent_ack_times(store.engine, "riverside", since, until) is None
     inbox = _inbox_stand_in(store)
     created = since + timedelta(days=1)
     rows = [{"clinic_id": "riverside", "urgent": True, "created_at": created,
