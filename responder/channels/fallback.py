@@ -49,7 +49,7 @@ from responder.store.conversation_store import (
 )
 from responder.store.optout_copy import OptOutCopy
 from responder.store.spool import TurnSpool
-from responder.store.turns import SpooledTurn
+from responder.store.turns import SpooledTurn, check_answer
 
 log = logging.getLogger("calfline.fallback")
 EXTENSION = "calfline_fallback"
@@ -174,7 +174,8 @@ def answer_text(inbound: Inbound, variables: Mapping[str, str],
         fallback.optouts.change(sender, inbound.our_number[:64], turn.opt_change)
     match, reply = turn.match, turn.reply
     _keep(fallback, SpooledTurn(inbound, now, match.intent, match.confidence, reply.text,
-                                reply.template_id, turn.opt_change, store.database_id))
+                                reply.template_id, turn.opt_change, store.database_id,
+                                match.care, check_answer(match)))
     return StoredReply(reply.text, reply.template_id, 0, match.intent)
 
 
@@ -197,5 +198,5 @@ def record_call(inbound: Inbound, step: Step) -> StoredReply:
     match = turn.match
     _keep(app.extensions[EXTENSION], SpooledTurn(
         inbound, now, match.intent, match.confidence, turn.reply.text, turn.reply.template_id,
-        database=store.database_id))
+        database=store.database_id, care=match.care, check_answer=check_answer(match)))
     return StoredReply(turn.reply.text, turn.reply.template_id, 0, match.intent)

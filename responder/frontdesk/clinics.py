@@ -27,8 +27,8 @@ from responder.gsm import non_gsm7_chars
 from responder.nlu.catalog import LONGEST_VARIABLES
 
 __all__ = [
-    "Clinic", "ClinicDirectory", "StaffUser", "clinic_for_number", "hash_api_key", "load_clinics",
-    "new_api_key", "variables_for_clinic", "variables_for_number",
+    "ADMIN", "ROLES", "STAFF", "Clinic", "ClinicDirectory", "StaffUser", "clinic_for_number",
+    "hash_api_key", "load_clinics", "new_api_key", "variables_for_clinic", "variables_for_number",
 ]
 
 # E.164: a plus, then at most 15 digits (ITU-T E.164 section 6.1); Twilio's `To` is E.164.
@@ -47,12 +47,25 @@ _FIELDS = frozenset({
 KNOWN_LANGUAGES = ("en", "es")
 
 
+# Roles of a staff login: admins also see the clinic's audit trail and dashboard.
+STAFF = "staff"
+ADMIN = "admin"
+ROLES = (STAFF, ADMIN)
+_STAFF_FIELDS = frozenset({"username", "password_hash", "role"})
+
+
 @dataclass(frozen=True)
 class StaffUser:
     """One front-desk login; the password is kept only as a werkzeug hash."""
 
     username: str
     password_hash: str
+    role: str = STAFF
+
+    @property
+    def is_admin(self) -> bool:
+        """True for a clinic admin (audit trail, dashboard)."""
+        return self.role == ADMIN
 
     def check_password(self, password: str) -> bool:
         """Return True when `password` matches the stored hash."""
@@ -115,13 +128,27 @@ class ClinicDirectory:
 
     def login(self, username: str, password: str) -> Clinic | None:
         """Return the staff member's clinic when the password is right."""
+        signed_in = self.sign_in(username, password)
+        return signed_in[0] if signed_in else None
+
+    def sign_in(self, username: str, password: str) -> tuple[Clinic, StaffUser] | None:
+        """Return the clinic and staff entry when the password is right."""
         entry = self._staff.get(username)
         if entry is None:
             # Spend the same time as a real check so usernames cannot be probed by timing.
             check_password_hash(_dummy_hash(), password)
             return None
-        clinic, user = entry
-        return clinic if user.check_password(password) else None
+        return entry if entry[1].check_password(password) else None
+
+    def staff_user(self, clinic_id: str, username: str) -> StaffUser | None:
+        """Return a clinic's staff entry by username; None if not on that clinic."""
+        entry = self._staff.get(username)
+        return entry[1] if entry and entry[0].id == clinic_id else None
+
+    def clinic_of(self, username: str) -> Clinic | None:
+        """Return the clinic a username belongs to (for the audit of a failed sign-in)."""
+        entry = self._staff.get(username)
+        return entry[0] if entry else None
 
 
 def new_api_key() -> str:
@@ -199,12 +226,18 @@ def _staff(path: Path, where: str, data: object) -> tuple[StaffUser, ...]:
     if data is None:
         return ()
     if not isinstance(data, list):
-        raise ClinicDataError(path, where, "must be a list of {username, password_hash}")
+        raise ClinicDataError(path, where, "must be a list of {username, password_hash, role}")
     users = []
     for i, entry in enumerate(data):
         here = f"{where}[{i}]"
         if not isinstance(entry, dict):
             raise ClinicDataError(path, here, "must be a mapping with username and password_hash")
+        unknown = set(entry) - _STAFF_FIELDS
+        if unknown:
+            raise ClinicDataError(path, here, f"unknown fields {sorted(unknown)}")
+        role = entry.get("role", STAFF)
+        if role not in ROLES:
+            raise ClinicDataError(path, f"{here}.role", f"{role!r} must be one of {list(ROLES)}")
         username = _text(path, here, entry, "username", required=True)
         hashed = _text(path, here, entry, "password_hash", required=True)
         if not hashed.startswith(("scrypt:", "pbkdf2:")):
@@ -212,7 +245,7 @@ def _staff(path: Path, where: str, data: object) -> tuple[StaffUser, ...]:
                 path, f"{here}.password_hash",
                 "must be a werkzeug hash (run `calfline password-hash`), never a plain password",
             )
-        users.append(StaffUser(username, hashed))
+        users.append(StaffUser(username, hashed, role))
     return tuple(users)
 
 

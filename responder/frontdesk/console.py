@@ -3,7 +3,8 @@
 Staff paste a patient's question and get the reviewed reply to send, and see
 recent conversations on their clinic's numbers with red flags marked. Every
 page reads the clinic from the signed session and filters on its numbers;
-every POST carries Flask-WTF's session-bound CSRF token.
+every POST carries Flask-WTF's session-bound CSRF token. Sign-ins (and failed
+ones), sign-outs and each conversation viewed go to the audit trail.
 """
 
 from __future__ import annotations
@@ -30,7 +31,9 @@ from wtforms.validators import ValidationError
 from responder.dialogue.replies import check_replies
 from responder.dialogue.respond import MAX_MESSAGE_CHARS, Responder
 from responder.frontdesk.clinics import Clinic, ClinicDirectory, variables_for_clinic
+from responder.frontdesk.staff_audit import record_action
 from responder.nlu.catalog import CHANNELS
+from responder.store import audit
 from responder.store.clinic_conversations import (
     FLAG_INTENTS,
     clinic_conversation,
@@ -64,12 +67,15 @@ def _require_login_and_csrf() -> BaseResponse | None:
             validate_csrf(request.form.get("csrf_token"))
         except ValidationError as exc:
             raise CSRFError(str(exc)) from exc
-    clinic = _directory().clinics.get(session.get("clinic_id", ""))
-    if clinic is None and request.endpoint not in _PUBLIC:
+    directory = _directory()
+    clinic = directory.clinics.get(session.get("clinic_id", ""))
+    # The role is read from the clinic profile on every request, never from the cookie.
+    staff = directory.staff_user(clinic.id, session.get("username", "")) if clinic else None
+    if staff is None and request.endpoint not in _PUBLIC:
         session.clear()
         target = request.full_path if request.query_string else request.path
         return redirect(url_for("console.login", next=target))
-    g.clinic = clinic
+    g.clinic, g.staff = (clinic, staff) if staff else (None, None)
     return None
 
 
@@ -110,14 +116,22 @@ def login() -> str | BaseResponse | tuple[str, int]:
     """Sign a staff member in to their clinic."""
     error = None
     if request.method == "POST":
-        clinic = _directory().login(request.form.get("username", "").strip(),
-                                    request.form.get("password", ""))
-        if clinic is not None:
+        username = request.form.get("username", "").strip()
+        signed_in = _directory().sign_in(username, request.form.get("password", ""))
+        if signed_in is not None:
+            clinic, staff = signed_in
             session.clear()  # a fresh session: no fixation across the login
             session.permanent = True
             session["clinic_id"] = clinic.id
-            session["username"] = request.form["username"].strip()
+            session["username"] = staff.username
+            record_action(audit.SIGN_IN, detail=f"ip={request.remote_addr}",
+                          clinic_id=clinic.id, actor=staff.username)
             return redirect(_safe_next(request.args.get("next")))
+        # An unknown "username" is often a password typed in the wrong box: not stored.
+        known = _directory().clinic_of(username)
+        record_action(audit.SIGN_IN_FAILED, detail=f"ip={request.remote_addr}",
+                      clinic_id=known.id if known else "",
+                      actor=username if known else audit.UNKNOWN_ACTOR)
         error = "Wrong username or password."
     page = render_template("console/login.html", error=error)
     return (page, 401) if error else page
@@ -126,6 +140,7 @@ def login() -> str | BaseResponse | tuple[str, int]:
 @bp.post("/logout")
 def logout() -> BaseResponse:
     """End the session."""
+    record_action(audit.SIGN_OUT)
     session.clear()
     return redirect(url_for("console.login"))
 
@@ -179,6 +194,7 @@ def conversation(conversation_id: int) -> str:
     if row is None:
         abort(404)
     messages = store.messages(conversation_id, clinic.numbers)
+    record_action(audit.VIEW_CONVERSATION, f"conversation:{conversation_id}")
     return render_template("console/conversation.html", clinic=clinic, row=row,
                            messages=messages)
 

@@ -1,4 +1,4 @@
-"""Wire the clinic front desk into the app: profiles, JSON API, staff console, escalation."""
+"""Wire the clinic front desk into the app: profiles, JSON API, console, admin pages, escalation."""
 
 from __future__ import annotations
 
@@ -29,6 +29,9 @@ def install_frontdesk(app: Flask) -> None:
     app.register_blueprint(api.bp)
     console.configure_sessions(app)
     app.register_blueprint(console.bp)
+    from responder.frontdesk import admin, dashboard  # noqa: F401 - dashboard adds admin's routes
+
+    app.register_blueprint(admin.bp)
     from responder.frontdesk.escalation import install_escalation
 
     install_escalation(app)

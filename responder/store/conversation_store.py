@@ -63,7 +63,7 @@ from responder.store.database import (
 from responder.store.guard import StoreGuard
 from responder.store.models import Conversation, Message, Meta
 from responder.store.statements import StoreStatements
-from responder.store.turns import Inbound, SpooledTurn, StoredReply
+from responder.store.turns import Inbound, SpooledTurn, StoredReply, check_answer
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -334,6 +334,7 @@ class ConversationStore:
                 "intent": turn.match.intent, "confidence": turn.match.confidence,
                 "template_id": None, "twilio_sid": short_text(inbound.twilio_sid, 64) or None,
                 "dedupe_key": inbound.dedupe_key, "reply_to_id": None,
+                "care": turn.match.care, "check_answer": check_answer(turn.match),
                 "language": turn.match.language}).scalar()
             if inbound_id is None:  # the dedupe key is taken: a re-sent webhook
                 stored = self._reply_for(connection, inbound.dedupe_key or "")
@@ -380,7 +381,8 @@ class ConversationStore:
                 "created_at": now, "body": clean_text(inbound.body)[:MAX_MESSAGE_CHARS],
                 "intent": turn.intent, "confidence": turn.confidence, "template_id": None,
                 "twilio_sid": short_text(inbound.twilio_sid, 64) or None,
-                "dedupe_key": inbound.dedupe_key, "reply_to_id": None}).scalar()
+                "dedupe_key": inbound.dedupe_key, "reply_to_id": None,
+                "care": turn.care, "check_answer": turn.check_answer}).scalar()
             if inbound_id is None:  # recorded before: by the webhook itself, or a replay
                 stored = self._reply_for(connection, inbound.dedupe_key or "")
                 transaction.rollback()

@@ -117,3 +117,8 @@ class Message(Base):
     reply_to_id: Mapped[int | None] = mapped_column(
         ForeignKey("messages.id", ondelete="CASCADE"), nullable=True, unique=True
     )
+    # Inbound rows only, for the clinic dashboard: the care level the line answered at
+    # (intent contract, "Care levels") and "yes"/"no" when the message answered the
+    # check question (None otherwise).
+    care: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    check_answer: Mapped[str | None] = mapped_column(String(3), nullable=True)

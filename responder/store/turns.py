@@ -10,6 +10,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from responder.nlu.matcher import Match
+
+# How a message answered the check question, from the matcher's reason
+# (responder/dialogue/replies.py answer_to_check): kept for the clinic dashboard.
+CHECK_ANSWERS = {"check_yes": "yes", "check_no": "no"}
+
+
+def check_answer(match: Match) -> str | None:
+    """Return "yes" or "no" when `match` answered the check question, else None."""
+    return CHECK_ANSWERS.get(match.reason)
+
 
 @dataclass(frozen=True)
 class Inbound:
@@ -46,3 +57,5 @@ class SpooledTurn:
     template_id: str
     opt_change: bool | None = None
     database: str = ""  # the store's database_id: never replayed into another database
+    care: str | None = None  # the match's care level and check answer (dashboard figures)
+    check_answer: str | None = None

@@ -83,6 +83,10 @@ SETTINGS: dict[str, tuple[str, Callable[[str], Any], Any]] = {
     "DATABASE_URL": ("DATABASE_URL", _str, ""),
     "HASH_SECRET": ("CALFLINE_HASH_SECRET", _str, ""),
     "CONTEXT_MINUTES": ("CALFLINE_CONTEXT_MINUTES", _float, 30.0),
+    # Days `calfline purge` keeps audit rows (responder/store/audit.py), whatever
+    # --older-than says: six years by default, HIPAA's retention for such records
+    # (45 CFR 164.316(b)(2)(i)). At least 1.
+    "AUDIT_RETENTION_DAYS": ("CALFLINE_AUDIT_RETENTION_DAYS", _float, 2190.0),
     # Time limits (README "When things fail"): a webhook answers within WEBHOOK_BUDGET
     # seconds whatever its dependencies do (Twilio gives up at 15 s, error 11205); it waits
     # at most STORE_TIMEOUT for the database and REDIS_TIMEOUT per Redis call, then

@@ -32,6 +32,11 @@ STAFF = {
     "riverside": ("frontdesk", "riverside-pass-123"),
     "hilltop": ("hilltop", "hilltop-pass-123"),
 }
+# Each clinic's admin (role: admin): the audit trail and dashboard; STAFF are plain staff.
+ADMINS = {
+    "riverside": ("riverside-admin", "riverside-admin-pass"),
+    "hilltop": ("hilltop-admin", "hilltop-admin-pass"),
+}
 WEBHOOK_SECRET = "test-webhook-secret-0123456789"
 
 
@@ -100,6 +105,12 @@ def webhook() -> Iterator[WebhookRecorder]:
     server.server_close()
 
 
+def _admin_entry(clinic: str) -> dict[str, str]:
+    username, password = ADMINS[clinic]
+    return {"username": username, "password_hash": generate_password_hash(password),
+            "role": "admin"}
+
+
 def write_clinics_file(path: Path, webhook_url: str, twilio_escalation: bool = False) -> Path:
     """Two clinics: riverside escalates to the webhook; hilltop has a phone only."""
     riverside_user, riverside_pw = STAFF["riverside"]
@@ -114,14 +125,16 @@ def write_clinics_file(path: Path, webhook_url: str, twilio_escalation: bool = F
             "escalation": escalation,
             "api_keys": [hash_api_key(RIVERSIDE_KEY)],
             "staff": [{"username": riverside_user,
-                       "password_hash": generate_password_hash(riverside_pw)}],
+                       "password_hash": generate_password_hash(riverside_pw)},
+                      _admin_entry("riverside")],
         },
         {
             "id": "hilltop", "name": "Hilltop Sports Clinic", "numbers": [HILLTOP_NUMBER],
             "phone": "+1 555 020 0000", "escalate_chronic_pain": True,
             "api_keys": [hash_api_key(HILLTOP_KEY)],
             "staff": [{"username": hilltop_user,
-                       "password_hash": generate_password_hash(hilltop_pw)}],
+                       "password_hash": generate_password_hash(hilltop_pw)},
+                      _admin_entry("hilltop")],
         },
     ]}
     path.write_text(yaml.safe_dump(data), encoding="utf-8")
@@ -216,3 +229,17 @@ def http(method: str, url: str, body: bytes | None = None,
     if head.get("Content-Type", "").startswith("application/json"):
         return status, head, json.loads(raw)
     return status, head, raw
+
+
+ADMIN_HASH_SECRET = "admin-tests-hash-secret-0123456789"
+
+
+@pytest.fixture(scope="session")
+def admin_server(frontdesk_dir: Path, webhook: WebhookRecorder) -> Iterator[LiveServer]:
+    """A server with its own database, so the dashboard's figures are the tests' own rows."""
+    clinics = write_clinics_file(frontdesk_dir / "admin-clinics.yaml", webhook.url)
+    env = {"CALFLINE_CLINICS_FILE": str(clinics), "CALFLINE_HASH_SECRET": ADMIN_HASH_SECRET,
+           "DATABASE_URL": f"sqlite:///{frontdesk_dir / 'admin.db'}"}
+    server = start_server(env, frontdesk_dir / "admin.log")
+    yield server
+    server.stop()

@@ -36,6 +36,10 @@ def _clinic(**fields: Any) -> dict[str, Any]:
         ([_clinic(api_keys=["cl_plain_text_key"])], "clinics[riverside].api_keys"),
         ([_clinic(staff=[{"username": "a", "password_hash": "hunter2"}])],
          "clinics[riverside].staff[0].password_hash"),
+        ([_clinic(staff=[{"username": "a", "password_hash": "pbkdf2:x", "role": "owner"}])],
+         "clinics[riverside].staff[0].role"),
+        ([_clinic(staff=[{"username": "a", "password_hash": "pbkdf2:x", "rol": "admin"}])],
+         "clinics[riverside].staff[0]"),
         ([_clinic(escalation={"webhook_url": "ftp://x"})],
          "clinics[riverside].escalation.webhook_url"),
         ([_clinic(escalation={"webhook_url": "https://x.example/a"})],
@@ -74,6 +78,11 @@ def test_example_file_is_valid() -> None:
     assert directory.login("frontdesk", "riverside-demo-password") is riverside
     assert directory.login("frontdesk", "wrong") is None
     assert directory.login("nobody", "riverside-demo-password") is None
+    staff = directory.sign_in("frontdesk", "riverside-demo-password")
+    admin = directory.sign_in("riverside-admin", "riverside-admin-demo-password")
+    assert staff is not None and staff[1].role == "staff" and not staff[1].is_admin
+    assert admin is not None and admin[0] is riverside and admin[1].is_admin
+    assert directory.staff_user("hilltop", "riverside-admin") is None  # not hilltop's
 
 
 def test_keys_and_passwords_are_stored_hashed(tmp_path: Path) -> None:

@@ -1,7 +1,7 @@
 """Language: each conversation keeps the language it is answered in; each message its own.
 
 Revision ID: 0005_language
-Revises: 0002
+Revises: 0004_audit_dashboard
 Create Date: 2026-11-30
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0005_language"
-down_revision = "0002"
+down_revision = "0004_audit_dashboard"
 branch_labels = None
 depends_on = None
 
