@@ -35,12 +35,26 @@ def template_variables(
     return values
 
 
+def _filled(
+    catalog: Catalog, channel: str, variables: Mapping[str, str] | None
+) -> dict[str, str]:
+    """The template values for one reply, in the catalog's language.
+
+    A Spanish voice reads "911" as a number ("novecientos once"); said digit by
+    digit it is "nueve uno uno", which is how the number is dialled.
+    """
+    values = template_variables(variables, catalog.defaults)
+    number = values.get("emergency_number", "")
+    if channel == "voice" and catalog.language != BASE_LANGUAGE and number.isdigit():
+        values["emergency_number"] = " ".join(number)
+    return values
+
+
 def render_system(
     catalog: Catalog, name: str, channel: str, variables: Mapping[str, str] | None = None
 ) -> Reply:
     """Fill one of the non-intent templates in intents/_system.yaml."""
-    text = catalog.system[name][channel]
-    text = text.format_map(template_variables(variables, catalog.defaults))
+    text = catalog.system[name][channel].format_map(_filled(catalog, channel, variables))
     return Reply(text, f"system.{name}.{channel}", language=catalog.language)
 
 
@@ -61,7 +75,7 @@ def render_intent(
     replies = intent.care_replies.get(care or "", intent.replies)
     prefix = f"{intent_id}.{care}" if replies is not intent.replies else intent_id
     key = "sms_more" if more and channel == "sms" and "sms_more" in replies else channel
-    text = replies[key].format_map(template_variables(variables, catalog.defaults))
+    text = replies[key].format_map(_filled(catalog, channel, variables))
     return Reply(text, f"{prefix}.{key}", urgent=intent_id in URGENT_INTENTS,
                  language=catalog.language)
 

@@ -13,10 +13,10 @@ import yaml
 from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from responder.dialogue.replies import check_replies, render_intent
 from responder.dialogue.respond import MAX_MESSAGE_CHARS, Responder
+from responder.dialogue.staff_answer import staff_answer
 from responder.frontdesk.clinics import Clinic, ClinicDirectory, variables_for_clinic
-from responder.nlu.catalog import CHANNELS
+from responder.nlu.catalog import CHANNELS, LANGUAGES
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 OPENAPI_FILE = Path(__file__).with_name("openapi.yaml")
@@ -63,7 +63,7 @@ def _authenticate() -> Clinic:
     return clinic
 
 
-def _read_request() -> tuple[str, str]:
+def _read_request() -> tuple[str, str, str | None]:
     if not request.is_json:
         raise ApiError(415, "unsupported_media_type", "send the body as application/json")
     payload: Any = request.get_json(silent=True)
@@ -77,26 +77,31 @@ def _read_request() -> tuple[str, str]:
     channel = payload.get("channel", "api")
     if channel not in CHANNELS:
         raise ApiError(400, "invalid_channel", f"'channel' must be one of {list(CHANNELS)}")
-    return text, channel
+    language = payload.get("language", "auto")
+    if language not in (*LANGUAGES, "auto"):
+        raise ApiError(400, "invalid_language",
+                       f"'language' must be one of {[*LANGUAGES, 'auto']}")
+    return text, channel, None if language == "auto" else language
 
 
 @bp.post("/replies")
 def create_reply() -> Response:
     """Match a forwarded question and return the reviewed reply for the clinic."""
     clinic = _authenticate()
-    text, channel = _read_request()
+    text, channel, language = _read_request()
     responder: Responder = current_app.extensions["calfline"]
     variables = variables_for_clinic(current_app, clinic)
-    answer = responder.answer(text, channel, variables)
-    match = answer.match
+    answer = staff_answer(responder, text, channel, variables, language)
+    match, reply = answer.match, answer.reply
     g.calfline_intent = match.intent  # for the request log line
-    reply, check = answer.reply, None
-    if match.check:
+    check = None
+    if answer.check:
         # Staff ask the question themselves: the urgent text for YES, the advice for NO.
-        options = check_replies(responder.catalog, match, channel, variables)
-        check = {"question": options.question, "if_yes": options.if_yes}
-        reply = render_intent(responder.catalog, match.intent, channel, variables)
+        check = {"question": answer.check.question, "if_yes": answer.check.if_yes}
     return jsonify(
+        language=answer.language,
+        detected_language=match.language,
+        other_languages=dict(answer.other_languages),
         intent=match.intent,
         care=match.care,
         confidence=round(match.confidence, 4),

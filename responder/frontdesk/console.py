@@ -28,8 +28,8 @@ from flask_wtf.csrf import CSRFError, generate_csrf, validate_csrf
 from werkzeug.wrappers import Response as BaseResponse
 from wtforms.validators import ValidationError
 
-from responder.dialogue.replies import check_replies
 from responder.dialogue.respond import MAX_MESSAGE_CHARS, Responder
+from responder.dialogue.staff_answer import staff_answer
 from responder.frontdesk.clinics import Clinic, ClinicDirectory, variables_for_clinic
 from responder.frontdesk.staff_audit import record_action
 from responder.nlu.catalog import CHANNELS
@@ -40,6 +40,7 @@ from responder.store.clinic_conversations import (
     clinic_conversations,
 )
 
+LANGUAGE_NAMES = {"en": "English", "es": "Spanish (español)"}
 bp = Blueprint("console", __name__, url_prefix="/console", template_folder="templates",
                static_folder="static")
 SESSION_HOURS = 8
@@ -162,14 +163,13 @@ def reply() -> str | tuple[str, int]:
         else:
             responder: Responder = current_app.extensions["calfline"]
             variables = variables_for_clinic(current_app, clinic)
-            answer = responder.answer(text, channel, variables)
+            answer = staff_answer(responder, text, channel, variables)
             g.calfline_intent = answer.match.intent  # for the request log line
-            if answer.match.check:
-                check = check_replies(responder.catalog, answer.match, channel, variables)
+            check = answer.check
     labels = {i.id: i.label for i in current_app.extensions["calfline"].catalog.intents.values()}
     page = render_template("console/reply.html", clinic=clinic, text=text, channel=channel,
                            channels=CHANNELS, answer=answer, error=error, labels=labels,
-                           check=check)
+                           check=check, language_names=LANGUAGE_NAMES)
     return (page, 400) if error else page
 
 

@@ -285,7 +285,7 @@ def _load_translation(folder: Path, base: Catalog) -> Catalog:
                 raise IntentDataError(path, f"replies_by_care.{care}", "missing template")
         if "sms_more" in english.replies and "sms_more" not in intent.replies:
             raise IntentDataError(path, "replies.sms_more", "missing template")
-        intents[intent_id] = replace(intent, care=english.care, keywords=english.keywords)
+        intents[intent_id] = replace(intent, care=english.care)
     system = _load_system(folder / "_system.yaml", rules)
     missing = [name for name in base.system if name not in system]
     if missing:

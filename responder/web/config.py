@@ -53,8 +53,10 @@ SETTINGS: dict[str, tuple[str, Callable[[str], Any], Any]] = {
     # Voice calls (responder/channels/voice.py, checked by call_flow.call_rules at start-up).
     "VOICE": ("CALFLINE_VOICE", _str, "Polly.Joanna"),
     "VOICE_LANGUAGE": ("CALFLINE_VOICE_LANGUAGE", _str, "en-US"),
-    # The languages a number without a clinic profile offers, its default first.
-    "LANGUAGES": ("CALFLINE_LANGUAGES", _languages, "en,es"),
+    # The languages a number without a clinic profile offers, its default first: "es,en"
+    # greets callers in Spanish and offers English on key 9. A message in a language the
+    # intents have is answered in it whatever this says.
+    "LANGUAGES": ("CALFLINE_LANGUAGES", _languages, "en"),
     # A Spanish caller's voice; it must speak VOICE_ES_LANGUAGE or Twilio fails the call.
     "VOICE_ES": ("CALFLINE_VOICE_ES", _str, "Polly.Lupe"),
     "VOICE_ES_LANGUAGE": ("CALFLINE_VOICE_ES_LANGUAGE", _str, "es-US"),

@@ -164,3 +164,24 @@ def test_too_many_bad_keys_get_a_documented_429(
         assert body["error"]["code"] == "too_many_requests" and int(head["Retry-After"]) >= 1
     finally:
         server.stop()
+
+
+def test_a_spanish_message_gets_a_spanish_reply_and_the_english_one(
+        live_server: LiveServer, spec: dict[str, Any]) -> None:
+    text = "tengo la pantorrilla bien tensa despues de correr el domingo"
+    status, _, body = post(live_server, {"text": text, "channel": "sms"})
+    conforms(spec, "/api/v1/replies", status, body)
+    assert (body["language"], body["detected_language"]) == ("es", "es")
+    assert "pantorrilla" in body["reply"] and set(body["other_languages"]) == {"en"}
+    assert "calf" in body["other_languages"]["en"].lower()
+    status, _, forced = post(live_server, {"text": text, "channel": "sms", "language": "en"})
+    conforms(spec, "/api/v1/replies", status, forced)
+    assert forced["language"] == "en" and forced["reply"] == body["other_languages"]["en"]
+    assert forced["other_languages"]["es"] == body["reply"]
+
+
+def test_an_unknown_language_is_refused_with_a_reason(
+        live_server: LiveServer, spec: dict[str, Any]) -> None:
+    status, _, body = post(live_server, {"text": "hola", "language": "fr"})
+    conforms(spec, "/api/v1/replies", status, body)
+    assert status == 400 and body["error"]["code"] == "invalid_language"

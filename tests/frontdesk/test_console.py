@@ -153,3 +153,17 @@ def test_a_post_without_csrf_token_is_refused(browser: Browser, live_server: Liv
                                  form={"text": "calf cramp", "channel": "sms"})
     assert response.status == 400
     assert "Form expired" in response.text()
+
+
+def test_a_spanish_question_gets_the_spanish_reply_and_the_english_one_to_copy(
+        browser: Browser, live_server: LiveServer) -> None:
+    page = log_in(browser, live_server, "riverside")
+    page.get_by_label("Patient's message").fill(
+        "la paciente dice que se le acalambra la pantorrilla cuando sale a trotar")
+    page.get_by_role("button", name="Suggest reply").click()
+    expect(page.locator("#language")).to_have_text("Spanish (español)")
+    spanish = page.get_by_label("Suggested reply").input_value()
+    english = page.get_by_label("The same reply in English").input_value()
+    assert "pantorrilla" in spanish and "calf" in english.lower()
+    page.get_by_role("button", name="Copy English reply").click()
+    shot(page, "reply-spanish")
