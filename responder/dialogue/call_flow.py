@@ -63,6 +63,8 @@ class CallRules:
     max_turns: int = 6
     min_confidence: float = 0.2
     escalation_phone: str = ""
+    # The clinic's own phone while it is open: a caller who asks for a person is offered it.
+    handoff_phone: str = ""
 
 
 @dataclass(frozen=True)
@@ -73,12 +75,15 @@ class CallState:
     tries: int = 0
     offer: bool = False
     check: str = ""  # asked the check question; the intent to answer on "no"
+    handoff: bool = False  # the offer is to the clinic's front desk, not the alert phone
 
     def query(self) -> dict[str, int | str]:
         """Return the query-string fields for the next action URL."""
         fields: dict[str, int | str] = {"turn": self.turn, "tries": self.tries}
         if self.offer:
             fields["offer"] = 1
+        if self.handoff:
+            fields["handoff"] = 1
         if self.check:
             fields["check"] = self.check
         return fields
@@ -90,7 +95,8 @@ class CallState:
         turn = min(max(_to_int(args.get("turn"), 1), 1), rules.max_turns + 1)
         tries = min(max(_to_int(args.get("tries"), 0), 0), MAX_UNHEARD)
         check = args.get("check") or ""
-        return cls(turn, tries, args.get("offer") == "1", check if check in CHECKABLE else "")
+        return cls(turn, tries, args.get("offer") == "1", check if check in CHECKABLE else "",
+                   args.get("handoff") == "1")
 
 
 @dataclass(frozen=True)
@@ -188,12 +194,13 @@ class CallFlow:
 
     def answer(self, state: CallState, heard: Heard) -> Step:
         """Answer one turn: connect, menu, matched reply, or the no-input path."""
-        phone = self.rules.escalation_phone
+        phone = self.rules.handoff_phone if state.handoff else self.rules.escalation_phone
         if state.offer and phone and _wants_connection(heard):
+            ended = "voice_handoff_ended" if state.handoff else "voice_connect_ended"
             return Step((
                 Speak(self.say("voice_connecting")),
                 Connect(phone),
-                Speak(self.say("voice_connect_ended")),
+                Speak(self.say(ended)),
                 HangUp(),
             ), template_id=_system_id("voice_connecting"))
         if state.offer and phone and _declines(heard):
@@ -232,15 +239,18 @@ class CallFlow:
             return Step(said + closing + (HangUp(),), match, reply.template_id)
         offer = reply.urgent and bool(self.rules.escalation_phone)
         check = match.intent if match and match.check else ""
-        if offer:
+        # Asked for a person while the clinic is open: offer to put the call through.
+        handoff = (not offer and not check and match is not None and match.intent == "handoff"
+                   and bool(self.rules.handoff_phone))
+        if offer or handoff:
             prompt: str | None = self.say("voice_connect_offer")
         elif check or reply.template_id.startswith("system.clarify"):
             prompt = None  # the question is the prompt
         else:
             prompt = self.say("voice_anything_else")
         # A red flag (or a check question) on the last turn still gets its answer turn, once.
-        step = self._listen(state, said, prompt, tries=0, offer=offer,
-                            extra_turn=offer or bool(check), check=check)
+        step = self._listen(state, said, prompt, tries=0, offer=offer or handoff,
+                            extra_turn=offer or bool(check), check=check, handoff=handoff)
         return replace(step, match=match, template_id=reply.template_id)
 
     def _unheard(self, state: CallState) -> Step:
@@ -251,11 +261,12 @@ class CallFlow:
             name = "voice_connect_offer" if state.offer else "voice_reprompt"
         else:
             name = "voice_menu"
-        return self._prompt(state, name, tries=tries, offer=state.offer)
+        return self._prompt(state, name, tries=tries, offer=state.offer, handoff=state.handoff)
 
-    def _prompt(self, state: CallState, name: str, tries: int, offer: bool = False) -> Step:
+    def _prompt(self, state: CallState, name: str, tries: int, offer: bool = False,
+                handoff: bool = False) -> Step:
         """Only ask (a `voice_*` prompt) and listen; at the turn limit, only say goodbye."""
-        step = self._listen(state, (), self.say(name), tries=tries, offer=offer)
+        step = self._listen(state, (), self.say(name), tries=tries, offer=offer, handoff=handoff)
         return step if step.template_id else replace(step, template_id=_system_id(name))
 
     def _listen(
@@ -267,13 +278,17 @@ class CallFlow:
         offer: bool = False,
         extra_turn: bool = False,
         check: str = "",
+        handoff: bool = False,
     ) -> Step:
         # Turn max_turns + 1 (reached only through extra_turn) always ends the call.
         last = self.rules.max_turns + (1 if extra_turn else 0)
         if state.turn >= last:
             return self._goodbye(said)
-        offer = offer and bool(self.rules.escalation_phone)
-        return Step(said + (Listen(prompt, CallState(state.turn + 1, tries, offer, check)),))
+        phone = self.rules.handoff_phone if handoff else self.rules.escalation_phone
+        offer = offer and bool(phone)
+        handoff = handoff and offer
+        return Step(said + (Listen(prompt, CallState(state.turn + 1, tries, offer, check,
+                                                     handoff)),))
 
     def _goodbye(self, said: tuple[Action, ...]) -> Step:
         """Say goodbye and hang up; a step that only says goodbye is named for it."""

@@ -52,10 +52,14 @@ def render_intent(
 
     An intent may lead differently per care level (red_flag: emergency first,
     or same-day care first); without such templates the intent's own apply.
+    With a clinic's {callback_when}, handoff says when the clinic will call back.
     """
     intent = catalog.intents[intent_id]
     replies = intent.care_replies.get(care or "", intent.replies)
     prefix = f"{intent_id}.{care}" if replies is not intent.replies else intent_id
+    if intent.callback_replies and (variables or {}).get("callback_when") and not more:
+        # A clinic that calls back (handoff): say when; the front desk queues the callback.
+        replies, prefix = intent.callback_replies, f"{intent_id}.callback"
     key = "sms_more" if more and channel == "sms" and "sms_more" in replies else channel
     text = replies[key].format_map(template_variables(variables))
     return Reply(text, f"{prefix}.{key}", urgent=intent_id in URGENT_INTENTS)
