@@ -57,7 +57,13 @@ SETTINGS: dict[str, tuple[str, Callable[[str], Any], Any]] = {
     "ESCALATION_WORKER": ("CALFLINE_ESCALATION_WORKER", _str, "thread"),
     "ESCALATION_BACKOFF": ("CALFLINE_ESCALATION_BACKOFF", _float, 5.0),
     "ESCALATION_MAX_ATTEMPTS": ("CALFLINE_ESCALATION_MAX_ATTEMPTS", _int, 10),
-    # Twilio REST API for escalation SMS (the auth token is TWILIO_AUTH_TOKEN).
+    # Front desk workflow (responder/frontdesk/takeover.py, inbox.py): a conversation staff
+    # took over goes back to the line after this many minutes without a staff reply; an
+    # urgent inbox item nobody acknowledged is re-sent by the other alert route after this.
+    "TAKEOVER_MINUTES": ("CALFLINE_TAKEOVER_MINUTES", _float, 30.0),
+    "ACK_MINUTES": ("CALFLINE_ACK_MINUTES", _float, 10.0),
+    # Twilio REST API for escalation SMS and staff replies (the auth token is TWILIO_AUTH_TOKEN);
+    # their status callbacks go to CALFLINE_PUBLIC_BASE_URL + /twilio/status.
     "TWILIO_ACCOUNT_SID": ("TWILIO_ACCOUNT_SID", _str, ""),
     "TWILIO_API_URL": ("CALFLINE_TWILIO_API_URL", _str, "https://api.twilio.com"),
     "LOG_LEVEL": ("CALFLINE_LOG_LEVEL", _str, "INFO"),
