@@ -30,6 +30,7 @@ from wtforms.validators import ValidationError
 from responder.dialogue.replies import check_replies
 from responder.dialogue.respond import MAX_MESSAGE_CHARS, Responder
 from responder.frontdesk.clinics import Clinic, ClinicDirectory, variables_for_clinic
+from responder.frontdesk.conversation_page import conversation_context
 from responder.nlu.catalog import CHANNELS
 from responder.store.clinic_conversations import (
     FLAG_INTENTS,
@@ -178,9 +179,8 @@ def conversation(conversation_id: int) -> str:
     row = clinic_conversation(store.engine, clinic.numbers, conversation_id)
     if row is None:
         abort(404)
-    messages = store.messages(conversation_id, clinic.numbers)
     return render_template("console/conversation.html", clinic=clinic, row=row,
-                           messages=messages)
+                           **conversation_context(clinic, conversation_id))
 
 
 def configure_sessions(app: Any) -> None:
