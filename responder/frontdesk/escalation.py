@@ -7,6 +7,11 @@ POST to the clinic's webhook. Failures retry with exponential backoff; rows
 survive restarts; the (message, route) unique key stops a second notice for
 a re-sent webhook. Delivery is at-least-once: a receiver dedupes on the
 X-CalfLine-Event header if a crash lands between its 2xx and our bookkeeping.
+
+The same queueing puts the message in the clinic's inbox (inbox.py). Each worker
+round also re-sends urgent inbox items nobody acknowledged in time (by the other
+route) and ends stale take-overs (takeover.py). An alert SMS asks Twilio for status
+callbacks; when it fails, delivery.py falls back to the webhook.
 """
 
 from __future__ import annotations
