@@ -22,6 +22,7 @@ from flask import (
 )
 from werkzeug.wrappers import Response as BaseResponse
 
+from responder.dialogue.conversation import HELD_TEMPLATE
 from responder.frontdesk import inbox, takeover
 from responder.frontdesk.clinics import Clinic
 from responder.frontdesk.console import bp
@@ -79,6 +80,7 @@ def _entry_json(entry: TimelineEntry, statuses: dict[str, str]) -> dict[str, Any
     return {"id": entry.id, "direction": entry.direction, "author": entry.author,
             "channel": entry.channel, "body": entry.body, "intent": entry.intent,
             "staff": entry.staff_user, "status": statuses.get(entry.twilio_sid or ""),
+            "held": entry.template_id == HELD_TEMPLATE,
             "at": entry.created_at.strftime("%Y-%m-%d %H:%M:%S")}
 
 

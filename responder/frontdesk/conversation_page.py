@@ -7,6 +7,7 @@ from typing import Any
 
 from flask import current_app, session
 
+from responder.dialogue.conversation import HELD_TEMPLATE
 from responder.frontdesk import takeover
 from responder.frontdesk.clinics import Clinic
 from responder.frontdesk.delivery import latest_statuses, utcnow
@@ -27,4 +28,5 @@ def conversation_context(clinic: Clinic, conversation_id: int) -> dict[str, Any]
         "takeover_error": session.pop("takeover_error", None),
         "draft": session.pop("takeover_draft", ""),
         "last_id": max((e.id for e in entries), default=0),
+        "held_template": HELD_TEMPLATE,
     }

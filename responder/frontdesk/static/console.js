@@ -42,7 +42,8 @@ if (list && list.dataset.updates) {
       status.textContent = m.status || "not confirmed";
       head.append(" · ", status);
     }
-    item.append(head, line(m.body || "(nothing sent)", "body"));
+    const empty = m.held ? "(nothing sent: taken over)" : "(nothing sent)";
+    item.append(head, line(m.body || empty, "body"));
     list.append(item);
   };
   const poll = async () => {
