@@ -191,6 +191,10 @@ def test_take_over_reply_and_hand_back(browser: Browser, server: LiveServer,  # 
     assert urgent and "urgent" in urgent.lower()
     expect(page.locator("#messages li.flagged", has_text="swollen and hot")).to_be_visible()
     screenshot(page, "takeover.png")
+    page.get_by_role("link", name="Conversations", exact=True).click()
+    expect(page.locator("tr", has_text="number ending 0201").locator(".badge.held")).to_have_text(
+        "Taken over by frontdesk")
+    page.go_back()
     page.get_by_role("button", name="Hand back to CalfLine").click()
     expect(page.locator("#takeover-status")).to_contain_text("CalfLine answers this patient")
     expect(page.locator("#reply-form")).to_have_count(0)
