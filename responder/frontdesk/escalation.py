@@ -266,10 +266,13 @@ def install_escalation(app: Flask) -> None:
     """Prepare the outbox wake-up and, unless configured off, this process's worker thread."""
     app.extensions["calfline_escalation_wakeup"] = threading.Event()
     mode = app.config["ESCALATION_WORKER"]
-    if mode not in {"thread", "off"}:
-        from responder.errors import ConfigError
+    from responder.errors import ConfigError
 
+    if mode not in {"thread", "off"}:
         raise ConfigError(f"CALFLINE_ESCALATION_WORKER={mode!r}: use 'thread' or 'off'")
+    for name in ("TAKEOVER_MINUTES", "ACK_MINUTES"):
+        if not float(app.config[name]) > 0:  # also refuses NaN
+            raise ConfigError(f"CALFLINE_{name}={app.config[name]}: must be above 0 minutes")
     if mode == "off" or app.testing:
         return
     started: dict[str, int] = {}

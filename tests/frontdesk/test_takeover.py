@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from flask import Flask
 
+from responder.errors import ConfigError
 from responder.frontdesk import takeover
 from responder.frontdesk.clinics import Clinic
 from tests.frontdesk.conftest import HILLTOP_NUMBER, RIVERSIDE_NUMBER, STATUS_URL
@@ -132,3 +133,9 @@ def test_takeover_needs_the_clinics_own_conversation(app: Flask) -> None:
     assert not takeover.take_over(app, _clinic(app), 1, "frontdesk")
     assert not takeover.take_over(app, _clinic(app), 2**40, "frontdesk")
     assert not takeover.hand_back(app, _clinic(app), 1, "frontdesk")
+
+
+@pytest.mark.parametrize("name", ["TAKEOVER_MINUTES", "ACK_MINUTES"])
+def test_time_limits_must_be_positive(make_app: Callable[..., Flask], name: str) -> None:
+    with pytest.raises(ConfigError, match=f"CALFLINE_{name}"):
+        make_app(**{name: 0.0})
