@@ -7,7 +7,7 @@ from typing import Any
 
 from flask import Flask
 
-from responder.channels import sms, voice
+from responder.channels import sms, status, voice
 from responder.channels.fallback import check_time_limits, install_fallback
 from responder.channels.ratelimit import install_rate_limits
 from responder.channels.replay import install_replayer
@@ -41,6 +41,6 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     install_frontdesk(app)  # clinic profiles, JSON API, staff console, escalation (needs the store)
     install_fallback(app)  # time budget, spool and opt-out copy for when the database fails
     install_replayer(app)  # records spooled turns once the database is back
-    for blueprint in (health.bp, sms.bp, voice.bp):
+    for blueprint in (health.bp, sms.bp, voice.bp, status.bp):
         app.register_blueprint(blueprint)
     return app

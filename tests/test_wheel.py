@@ -40,6 +40,10 @@ DATA_FILES = (
     "responder/store/migrations/script.py.mako",
     "responder/store/migrations/versions/0001_conversation_store.py",
     "responder/store/migrations/versions/0002_escalation_outbox.py",
+    "responder/store/migrations/versions/0003_frontdesk_workflow.py",
+    "responder/store/migrations/versions/0004_audit_dashboard.py",
+    "responder/store/migrations/versions/0005_language.py",
+    "responder/frontdesk/templates/console/inbox.html",
 )
 
 
@@ -173,5 +177,5 @@ def test_the_installed_app_serves_its_data_files(served: tuple[str, Path]) -> No
         (version,) = connection.execute("SELECT version_num FROM alembic_version").fetchone()
         tables = {row[0] for row in connection.execute(
             "SELECT name FROM sqlite_master WHERE type = 'table'")}
-    assert version == "0002"
-    assert {"conversations", "messages", "escalations"} <= tables
+    assert version == "0005_language"
+    assert {"conversations", "messages", "escalations", "inbox_items", "message_statuses"} <= tables

@@ -23,14 +23,18 @@ def answer_and_record(
     variables: Mapping[str, str] | None,
     context_window: timedelta,
     now: datetime | None = None,
+    hold: timedelta | None = None,
 ) -> tuple[StoredReply, Turn]:
-    """Return the reply to send (the recorded one for a re-sent webhook) and the turn decided."""
+    """Return the reply to send (the recorded one for a re-sent webhook) and the turn decided.
+
+    `hold` is how long a staff take-over lasts after staff last acted (silent line).
+    """
     now = now or utcnow()
     decided: list[Turn] = []
 
     def decide(state: ConversationState) -> Turn:
         decided.append(respond(responder, inbound.body, inbound.channel, variables, state, now,
-                               context_window))
+                               context_window, hold))
         return decided[-1]
 
     # A re-sent webhook is caught by the insert itself (its dedupe key is unique), which

@@ -155,10 +155,13 @@ def answer_text(inbound: Inbound, variables: Mapping[str, str],
     fallback: Fallback = app.extensions[EXTENSION]
     inbound, now = with_dedupe_key(inbound), utcnow()
 
+    hold = timedelta(minutes=float(app.config["TAKEOVER_MINUTES"]))
+
     def work() -> StoredReply:
         reply, turn = answer_and_record(store, responder, inbound, variables, context_window,
-                                        now)
-        queue_escalation(app, inbound, reply)  # an outbox row; delivered in the background
+                                        now, hold)
+        # An outbox row (delivered in the background) and the clinic's inbox item.
+        queue_escalation(app, inbound, reply, turn.match.reason)
         if not reply.duplicate and turn.opt_change is not None:
             sender = store.hasher.key(inbound.sender).hash
             fallback.optouts.change(sender, inbound.our_number[:64], turn.opt_change)
@@ -188,7 +191,8 @@ def record_call(inbound: Inbound, step: Step) -> StoredReply:
     def work() -> StoredReply:
         reply = record_turn(store, inbound, step, now)
         # An outbox row only, delivered in the background: the caller never waits.
-        queue_escalation(app, escalation_inbound(inbound, reply.intent), reply)
+        queue_escalation(app, escalation_inbound(inbound, reply.intent), reply,
+                         step.match.reason if step.match else "")
         return reply
 
     stored = _guarded(store, work, "call turn")

@@ -9,8 +9,8 @@ from twilio.twiml.messaging_response import MessagingResponse
 
 from responder.channels.fallback import answer_text
 from responder.channels.signatures import twilio_webhook
-from responder.frontdesk.clinics import variables_for_number
-from responder.store.conversation_store import Inbound, idempotency_key
+from responder.frontdesk.clinics import clinic_for_number, variables_for_clinic
+from responder.store.conversation_store import Inbound, idempotency_key, utcnow
 
 bp = Blueprint("sms", __name__)
 
@@ -21,8 +21,18 @@ def twiml(body: str, status: int = 200) -> Response:
 
 
 def clinic_variables() -> dict[str, str]:
-    """Template variables for the clinic owning the number texted (`To`), else defaults."""
-    return variables_for_number(current_app, request.form.get("To"))
+    """Template variables for the clinic owning the number texted (`To`), else defaults.
+
+    With a clinic, {callback_when} says when it calls back a patient who asks for a
+    person (its opening hours, now); handoff replies then promise that callback.
+    """
+    clinic = clinic_for_number(current_app, request.form.get("To"))
+    variables = variables_for_clinic(current_app, clinic)
+    if clinic is not None:
+        now = utcnow()
+        variables["callback_when"] = clinic.callback_when(now)
+        variables["callback_when_es"] = clinic.callback_when(now, "es")
+    return variables
 
 
 @bp.route("/sms", methods=["POST"])

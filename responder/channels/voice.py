@@ -11,6 +11,7 @@ call, and "stop" on a call ends the call without opting the number out of SMS.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -40,6 +41,7 @@ from responder.dialogue.call_flow import (
 )
 from responder.dialogue.respond import Responder
 from responder.frontdesk.clinics import ClinicDirectory
+from responder.store.conversation_store import utcnow
 
 bp = Blueprint("voice", __name__)
 
@@ -98,9 +100,14 @@ def _flow(settings: VoiceSettings) -> CallFlow:
     directory: ClinicDirectory | None = current_app.extensions.get("calfline_clinics")
     clinic = directory.for_number(request.form.get("To")) if directory else None
     phone = clinic.escalation_phone if clinic else None
+    emergency = current_app.config["EMERGENCY_NUMBER"]
     # Clinic numbers are checked as E.164 only; a short code like +911 is never dialled.
-    if phone and dialable(phone, current_app.config["EMERGENCY_NUMBER"]):
+    if phone and dialable(phone, emergency):
         rules = replace(rules, escalation_phone=phone)
+    # A caller asking for a person is offered the front desk while the clinic is open.
+    front_desk = re.sub(r"[\s().-]", "", clinic.phone) if clinic else ""
+    if clinic and clinic.open_at(utcnow()) and dialable(front_desk, emergency):
+        rules = replace(rules, handoff_phone=front_desk)
     return CallFlow(current_app.extensions["calfline"], rules, clinic_variables())
 
 

@@ -53,7 +53,8 @@ def add_frontdesk_commands(sub: argparse._SubParsersAction[argparse.ArgumentPars
     key = sub.add_parser("clinic-key", help="make a clinic API key and the hash to store")
     key.add_argument("--stdin", action="store_true", help="hash a key read from stdin instead")
     sub.add_parser("password-hash", help="hash a staff password for the clinics file")
-    sub.add_parser("escalations", help="deliver queued clinic notifications (worker process)")
+    sub.add_parser("escalations", help="deliver queued clinic notifications, re-send "
+                   "unacknowledged urgent ones, end stale take-overs (worker process)")
 
 
 FRONTDESK_COMMANDS: dict[str, Callable[..., int]] = {

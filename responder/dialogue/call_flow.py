@@ -70,6 +70,8 @@ class CallRules:
     max_turns: int = 6
     min_confidence: float = 0.2
     escalation_phone: str = ""
+    # The clinic's own phone while it is open: a caller who asks for a person is offered it.
+    handoff_phone: str = ""
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,7 @@ class CallState:
     tries: int = 0
     offer: bool = False
     check: str = ""  # asked the check question; the intent to answer on "no"
+    handoff: bool = False  # the offer is to the clinic's front desk, not the alert phone
     lang: str = ""  # the call's language (the Gather listens in it); "" is the number's default
 
     def query(self) -> dict[str, int | str]:
@@ -89,6 +92,8 @@ class CallState:
             fields["lang"] = self.lang
         if self.offer:
             fields["offer"] = 1
+        if self.handoff:
+            fields["handoff"] = 1
         if self.check:
             fields["check"] = self.check
         return fields
@@ -102,7 +107,7 @@ class CallState:
         check = args.get("check") or ""
         lang = args.get("lang") or ""
         return cls(turn, tries, args.get("offer") == "1", check if check in CHECKABLE else "",
-                   lang if re.fullmatch(r"[a-z]{2}", lang) else "")
+                   args.get("handoff") == "1", lang if re.fullmatch(r"[a-z]{2}", lang) else "")
 
 
 @dataclass(frozen=True)
@@ -219,13 +224,14 @@ class CallFlow:
             lang = next(o for o in self.offered if o != state.lang)
             step = self._listen(replace(state, lang=lang), self._greeting(lang), None, tries=0)
             return replace(step, template_id=_system_id("voice_greeting"))
-        phone = self.rules.escalation_phone
+        phone = self.rules.handoff_phone if state.handoff else self.rules.escalation_phone
         lang, local = state.lang, self.catalog.localized(state.lang)
         if state.offer and phone and _wants_connection(heard):
+            ended = "voice_handoff_ended" if state.handoff else "voice_connect_ended"
             return Step((
                 self.say("voice_connecting", lang),
                 Connect(phone),
-                self.say("voice_connect_ended", lang),
+                self.say(ended, lang),
                 HangUp(),
             ), template_id=_system_id("voice_connecting"))
         if state.offer and phone and _declines(heard):
@@ -267,15 +273,18 @@ class CallFlow:
             return Step(said + closing + (HangUp(),), match, reply.template_id)
         offer = reply.urgent and bool(self.rules.escalation_phone)
         check = match.intent if match and match.check else ""
-        if offer:
+        # Asked for a person while the clinic is open: offer to put the call through.
+        handoff = (not offer and not check and match is not None and match.intent == "handoff"
+                   and bool(self.rules.handoff_phone))
+        if offer or handoff:
             prompt: str | None = self.say("voice_connect_offer", state.lang).text
         elif check or reply.template_id.startswith("system.clarify"):
             prompt = None  # the question is the prompt
         else:
             prompt = self.say("voice_anything_else", state.lang).text
         # A red flag (or a check question) on the last turn still gets its answer turn, once.
-        step = self._listen(state, said, prompt, tries=0, offer=offer,
-                            extra_turn=offer or bool(check), check=check)
+        step = self._listen(state, said, prompt, tries=0, offer=offer or handoff,
+                            extra_turn=offer or bool(check), check=check, handoff=handoff)
         return replace(step, match=match, template_id=reply.template_id)
 
     def _unheard(self, state: CallState) -> Step:
@@ -286,11 +295,13 @@ class CallFlow:
             name = "voice_connect_offer" if state.offer else "voice_reprompt"
         else:
             name = "voice_menu"
-        return self._prompt(state, name, tries=tries, offer=state.offer)
+        return self._prompt(state, name, tries=tries, offer=state.offer, handoff=state.handoff)
 
-    def _prompt(self, state: CallState, name: str, tries: int, offer: bool = False) -> Step:
+    def _prompt(self, state: CallState, name: str, tries: int, offer: bool = False,
+                handoff: bool = False) -> Step:
         """Only ask (a `voice_*` prompt) and listen; at the turn limit, only say goodbye."""
-        step = self._listen(state, (), self.say(name, state.lang).text, tries=tries, offer=offer)
+        step = self._listen(state, (), self.say(name, state.lang).text, tries=tries,
+                            offer=offer, handoff=handoff)
         return step if step.template_id else replace(step, template_id=_system_id(name))
 
     def _listen(
@@ -302,15 +313,18 @@ class CallFlow:
         offer: bool = False,
         extra_turn: bool = False,
         check: str = "",
+        handoff: bool = False,
     ) -> Step:
         # Turn max_turns + 1 (reached only through extra_turn) always ends the call.
         last = self.rules.max_turns + (1 if extra_turn else 0)
         if state.turn >= last:
             return self._goodbye(said, state.lang)
-        offer = offer and bool(self.rules.escalation_phone)
+        phone = self.rules.handoff_phone if handoff else self.rules.escalation_phone
+        offer = offer and bool(phone)
+        handoff = handoff and offer
         # The number's default language travels as "" (no field in the action URL).
         lang = "" if state.lang == self.offered[0] else state.lang
-        after = CallState(state.turn + 1, tries, offer, check, lang)
+        after = CallState(state.turn + 1, tries, offer, check, handoff, lang)
         return Step(said + (Listen(prompt, after, state.lang),))
 
     def _goodbye(self, said: tuple[Action, ...], lang: str) -> Step:

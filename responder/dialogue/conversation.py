@@ -40,6 +40,8 @@ CHECK_NO = frozenset({"no", "n", "nope", "nah", "no it is not", "no it isnt", "i
 LANGUAGE_SET = "language_set"  # intents/_system.yaml: the reply to ESPAÑOL / ENGLISH
 # Template id of the (unsent, empty) reply to a sender who opted out.
 SILENT_TEMPLATE = "none.opted_out"
+# Template id of the (unsent, empty) reply while a staff member has the conversation.
+HELD_TEMPLATE = "none.taken_over"
 
 
 
@@ -53,6 +55,8 @@ class ConversationState:
     context_at: datetime | None = None
     check: str | None = None  # asked the check question; the answer if they say NO
     language: str | None = None  # kept past the context window, and across opt-out
+    # Taken over by staff: their last action (take-over or reply); None when not held.
+    held_since: datetime | None = None
 
     def without_context(self) -> ConversationState:
         """Forget the last intent and pending question; keep the opt-out and language."""
@@ -83,9 +87,37 @@ def respond(
     state: ConversationState,
     now: datetime,
     window: timedelta,
+    hold: timedelta | None = None,
     default_language: str | None = None,
 ) -> Turn:
-    """Answer one message in the light of the conversation so far, in its language."""
+    """Answer one message in the light of the conversation so far.
+
+    While staff have taken the conversation over (state.held_since, less than `hold`
+    ago) the line sends nothing, except what safety needs: the urgent reply to a red
+    flag and the check question about a possible one (and its answer). Opt-out and
+    opt-in are still recorded; Twilio itself confirms STOP.
+    """
+    turn = _respond(responder, text, channel, variables, state, now, window, default_language)
+    held = state.held_since is not None and hold is not None and now - state.held_since < hold
+    if not held:
+        return turn
+    safety = turn.reply.urgent or turn.match.check or turn.state.check is not None
+    if not safety and turn.opt_change is None:
+        turn = Turn(turn.match, Reply("", HELD_TEMPLATE), state)
+    return replace(turn, state=replace(turn.state, held_since=state.held_since))
+
+
+def _respond(
+    responder: Responder,
+    text: str,
+    channel: str,
+    variables: Mapping[str, str] | None,
+    state: ConversationState,
+    now: datetime,
+    window: timedelta,
+    default_language: str | None,
+) -> Turn:
+    """Answer one message in its conversation's context and language."""
     catalog = responder.catalog
     match, word = responder.match(text), plain(text)
     state = state.fresh(now, window)

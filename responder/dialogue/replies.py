@@ -44,6 +44,10 @@ def _filled(
     digit it is "nueve uno uno", which is how the number is dialled.
     """
     values = template_variables(variables, catalog.defaults)
+    # When the clinic calls back, said in this language (frontdesk/hours.py).
+    local_when = values.get(f"callback_when_{catalog.language}")
+    if local_when:
+        values["callback_when"] = local_when
     number = values.get("emergency_number", "")
     if channel == "voice" and catalog.language != BASE_LANGUAGE and number.isdigit():
         values["emergency_number"] = " ".join(number)
@@ -70,10 +74,14 @@ def render_intent(
 
     An intent may lead differently per care level (red_flag: emergency first,
     or same-day care first); without such templates the intent's own apply.
+    With a clinic's {callback_when}, handoff says when the clinic will call back.
     """
     intent = catalog.intents[intent_id]
     replies = intent.care_replies.get(care or "", intent.replies)
     prefix = f"{intent_id}.{care}" if replies is not intent.replies else intent_id
+    if intent.callback_replies and (variables or {}).get("callback_when") and not more:
+        # A clinic that calls back (handoff): say when; the front desk queues the callback.
+        replies, prefix = intent.callback_replies, f"{intent_id}.callback"
     key = "sms_more" if more and channel == "sms" and "sms_more" in replies else channel
     text = replies[key].format_map(_filled(catalog, channel, variables))
     return Reply(text, f"{prefix}.{key}", urgent=intent_id in URGENT_INTENTS,

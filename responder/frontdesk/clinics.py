@@ -14,6 +14,7 @@ import re
 import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -23,6 +24,7 @@ from flask import Flask
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from responder.errors import ClinicDataError
+from responder.frontdesk.hours import HoursError, OpeningHours, callback_when, parse_opening_hours
 from responder.gsm import non_gsm7_chars
 from responder.nlu.catalog import LONGEST_VARIABLES
 
@@ -89,6 +91,9 @@ class Clinic:
     staff: tuple[StaffUser, ...] = field(default=(), repr=False)
     # The languages its numbers offer, the default first; empty: CALFLINE_LANGUAGES.
     languages: tuple[str, ...] = ()
+    opening_hours: OpeningHours | None = None
+    # With both alert routes: the first alert goes by this one only, a re-send by the other.
+    escalation_first: str | None = None
 
     def variables(self) -> dict[str, str]:
         """Template variables this clinic's patients hear, and its numbers' languages."""
@@ -96,6 +101,26 @@ class Clinic:
         if self.languages:
             values["languages"] = ",".join(self.languages)
         return values
+
+    def callback_when(self, now: datetime, language: str = "en") -> str:
+        """When the clinic will call a patient back, said in a handoff reply."""
+        return callback_when(self.opening_hours, self.hours, now, language)
+
+    def open_at(self, now: datetime) -> bool:
+        """True during structured opening hours (free-text hours cannot tell)."""
+        return self.opening_hours is not None and self.opening_hours.closes_at(now) is not None
+
+    def alert_routes(self) -> tuple[str, ...]:
+        """The configured alert routes, "sms" and/or "webhook"."""
+        return tuple(r for r, on in (("sms", self.escalation_phone),
+                                     ("webhook", self.escalation_webhook_url)) if on)
+
+    def first_alert_routes(self) -> tuple[str, ...]:
+        """The routes of an alert's first notice (escalation.first picks one of two)."""
+        routes = self.alert_routes()
+        if self.escalation_first in routes and len(routes) > 1:
+            return (self.escalation_first,)  # type: ignore[return-value]
+        return routes
 
     def escalates(self, intent: str) -> bool:
         """Return True when a message of this intent must notify the clinic."""
@@ -201,10 +226,15 @@ def _escalation(path: Path, where: str, data: object) -> dict[str, Any]:
         return {}
     if not isinstance(data, dict):
         raise ClinicDataError(path, where, "must be a mapping with phone and/or webhook_url")
-    unknown = set(data) - {"phone", "webhook_url", "webhook_secret"}
+    unknown = set(data) - {"phone", "webhook_url", "webhook_secret", "first"}
     if unknown:
         raise ClinicDataError(path, where, f"unknown fields {sorted(unknown)}")
     out: dict[str, Any] = {}
+    first = data.get("first")
+    if first is not None:
+        if first not in {"sms", "webhook"}:
+            raise ClinicDataError(path, f"{where}.first", "must be sms or webhook")
+        out["escalation_first"] = first
     if data.get("phone") is not None:
         out["escalation_phone"] = _number(path, f"{where}.phone", data["phone"])
     url = data.get("webhook_url")
@@ -220,6 +250,24 @@ def _escalation(path: Path, where: str, data: object) -> dict[str, Any]:
         out["escalation_webhook_url"] = str(url)
         out["escalation_webhook_secret"] = secret
     return out
+
+
+def _hours(path: Path, where: str, data: object) -> dict[str, Any]:
+    """`hours`: the old free text, or a timezone with each weekday's ranges (hours.py)."""
+    if data is None:
+        return {}
+    if isinstance(data, str) and data.strip():
+        return {"hours": data}
+    if not isinstance(data, dict):
+        raise ClinicDataError(path, where, "must be text, or a mapping with timezone and days")
+    try:
+        opening = parse_opening_hours(data)
+    except HoursError as exc:
+        raise ClinicDataError(path, f"{where}.{exc.field}", str(exc)) from exc
+    text = data.get("text")
+    if text is not None and not isinstance(text, str):
+        raise ClinicDataError(path, f"{where}.text", "must be text")
+    return {"hours": text or "", "opening_hours": opening}
 
 
 def _staff(path: Path, where: str, data: object) -> tuple[StaffUser, ...]:
@@ -287,7 +335,7 @@ def _clinic(path: Path, index: int, data: object) -> Clinic:
         name=_template_value(path, f"{where}.name", name, MAX_NAME_CHARS),
         numbers=tuple(_number(path, f"{where}.numbers[{i}]", n) for i, n in enumerate(numbers)),
         phone=_template_value(path, f"{where}.phone", phone, MAX_PHONE_CHARS),
-        hours=_text(path, where, data, "hours", required=False),
+        **_hours(path, f"{where}.hours", data.get("hours")),
         escalate_chronic_pain=flag,
         api_key_hashes=tuple(keys),
         staff=_staff(path, f"{where}.staff", data.get("staff")),

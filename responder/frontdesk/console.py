@@ -31,6 +31,7 @@ from wtforms.validators import ValidationError
 from responder.dialogue.respond import MAX_MESSAGE_CHARS, Responder
 from responder.dialogue.staff_answer import staff_answer
 from responder.frontdesk.clinics import Clinic, ClinicDirectory, variables_for_clinic
+from responder.frontdesk.conversation_page import conversation_context
 from responder.frontdesk.staff_audit import record_action
 from responder.nlu.catalog import CHANNELS
 from responder.store import audit
@@ -193,10 +194,9 @@ def conversation(conversation_id: int) -> str:
     row = clinic_conversation(store.engine, clinic.numbers, conversation_id)
     if row is None:
         abort(404)
-    messages = store.messages(conversation_id, clinic.numbers)
     record_action(audit.VIEW_CONVERSATION, f"conversation:{conversation_id}")
     return render_template("console/conversation.html", clinic=clinic, row=row,
-                           messages=messages)
+                           **conversation_context(clinic, conversation_id))
 
 
 def configure_sessions(app: Any) -> None:

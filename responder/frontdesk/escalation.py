@@ -7,6 +7,11 @@ POST to the clinic's webhook. Failures retry with exponential backoff; rows
 survive restarts; the (message, route) unique key stops a second notice for
 a re-sent webhook. Delivery is at-least-once: a receiver dedupes on the
 X-CalfLine-Event header if a crash lands between its 2xx and our bookkeeping.
+
+The same queueing puts the message in the clinic's inbox (inbox.py). Each worker
+round also re-sends urgent inbox items nobody acknowledged in time (by the other
+route) and ends stale take-overs (takeover.py). An alert SMS asks Twilio for status
+callbacks; when it fails, delivery.py falls back to the webhook.
 """
 
 from __future__ import annotations
@@ -30,6 +35,10 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from responder.frontdesk.clinics import Clinic, ClinicDirectory, clinic_for_number
+from responder.frontdesk.delivery import RESEND_PREFIX, alert_failed, check_alert_failure
+from responder.frontdesk.inbox import queue_inbox_item, resend_overdue
+from responder.frontdesk.takeover import hand_back_expired
+from responder.frontdesk.twilio_rest import SendError, send_sms
 from responder.store.conversation_store import Inbound, StoredReply
 from responder.store.escalation_outbox import Escalation
 
@@ -51,17 +60,21 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def queue_escalation(app: Flask, inbound: Inbound, reply: StoredReply) -> int:
-    """Write the notifications owed for this message to the outbox; return how many."""
+def queue_escalation(app: Flask, inbound: Inbound, reply: StoredReply, reason: str = "") -> int:
+    """Put this message in its clinic's inbox if it needs a person, and write the alerts
+    owed for it to the outbox; return how many alerts. `reason` is the match's
+    (check_yes: a YES to the check question)."""
     clinic = clinic_for_number(app, inbound.our_number)
-    if clinic is None or reply.duplicate or not clinic.escalates(reply.intent or ""):
+    if clinic is None or reply.duplicate:
         return 0
     # One key per message: Twilio's (hashed) MessageSid when there is one.
     event_key = inbound.dedupe_key or uuid.uuid4().hex
-    targets = [t for t, on in (("sms", clinic.escalation_phone),
-                               ("webhook", clinic.escalation_webhook_url)) if on]
-    now, digits = utcnow(), "".join(ch for ch in inbound.sender if ch.isdigit())
     engine: Engine = app.extensions["calfline_store"].engine
+    queue_inbox_item(engine, clinic, inbound, reply, event_key, reason)
+    if not clinic.escalates(reply.intent or ""):
+        return 0
+    targets = clinic.first_alert_routes()
+    now, digits = utcnow(), "".join(ch for ch in inbound.sender if ch.isdigit())
     queued = 0
     for target in targets:
         row = Escalation(
@@ -89,6 +102,8 @@ def _payload(row: Escalation, clinic: Clinic) -> dict[str, Any]:
         "patient_number": row.patient_number, "patient_last4": row.patient_last4,
         "conversation_id": row.conversation_id, "message": row.body,
         "received_at": row.created_at.isoformat(),
+        # Sent again: nobody acknowledged the first alert in the console in time.
+        "resent": (row.event_key or "").startswith(RESEND_PREFIX),
     }
 
 
@@ -127,28 +142,22 @@ def _post_webhook(row: Escalation, clinic: Clinic) -> None:
 def sms_text(row: Escalation, clinic: Clinic) -> str:
     """The alert SMS to the clinic's escalation phone."""
     what = "RED FLAG" if row.intent == "red_flag" else row.intent.replace("_", " ")
+    if (row.event_key or "").startswith(RESEND_PREFIX):
+        what = f"NOT ACKNOWLEDGED {what}"
     how = "called" if row.channel == "voice" else "texted"
     return (f"CalfLine {what} for {clinic.name}: {row.patient_number or row.patient_last4} "
             f"{how} {row.our_number}: \"{row.body[:200]}\" Please call them back.")
 
 
-def _send_sms(row: Escalation, clinic: Clinic, config: dict[str, Any]) -> None:
-    from twilio.base.exceptions import TwilioException
-    from twilio.http.http_client import TwilioHttpClient
-    from twilio.rest import Client
-
-    sid, token = config["TWILIO_ACCOUNT_SID"], config["TWILIO_AUTH_TOKEN"]
-    if not sid or not token:
-        raise DeliveryError("TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN are needed for SMS alerts")
-    # Twilio's HTTP client waits for ever by default; an alert that cannot go out now
-    # is retried with backoff anyway.
-    client = Client(sid, token, http_client=TwilioHttpClient(timeout=WEBHOOK_TIMEOUT_SECONDS))
-    client.api.base_url = config["TWILIO_API_URL"].rstrip("/")
+def _send_sms(row: Escalation, clinic: Clinic, config: dict[str, Any], engine: Engine) -> str:
+    """Send the alert SMS (with a status callback); return its MessageSid."""
+    # An alert that cannot go out now is retried with backoff anyway.
     try:
-        client.messages.create(to=clinic.escalation_phone, from_=row.our_number,
-                               body=sms_text(row, clinic))
-    except (TwilioException, OSError) as exc:
-        raise DeliveryError(f"Twilio refused the alert SMS: {exc}") from exc
+        sent = send_sms(config, engine, clinic.escalation_phone or "", row.our_number,
+                        sms_text(row, clinic))
+    except SendError as exc:
+        raise DeliveryError(str(exc)) from exc
+    return sent.sid
 
 
 def _claim(engine: Engine, row_id: int, now: datetime) -> bool:
@@ -161,12 +170,17 @@ def _claim(engine: Engine, row_id: int, now: datetime) -> bool:
         return result.rowcount == 1
 
 
-def _finish(engine: Engine, row: Escalation, error: str | None, config: dict[str, Any]) -> None:
+def _finish(app: Flask, row: Escalation, error: str | None, sid: str | None = None) -> None:
+    engine: Engine = app.extensions["calfline_store"].engine
+    config = app.config
     now = utcnow()
     values: dict[str, Any] = {"attempts": row.attempts + 1, "claimed_until": None}
+    gave_up = False
     if error is None:
-        values.update(status="sent", sent_at=now, patient_number=None, last_error=None)
+        values.update(status="sent", sent_at=now, patient_number=None, last_error=None,
+                      twilio_sid=sid)
     elif row.attempts + 1 >= int(config["ESCALATION_MAX_ATTEMPTS"]):
+        gave_up = True
         values.update(status="failed", patient_number=None, last_error=error[:255])
         log.error("escalation %s to %s gave up after %d attempts: %s",
                   row.id, row.clinic_id, row.attempts + 1, error)
@@ -177,6 +191,10 @@ def _finish(engine: Engine, row: Escalation, error: str | None, config: dict[str
                     row.id, row.clinic_id, error, delay)
     with Session(engine) as session, session.begin():
         session.execute(update(Escalation).where(Escalation.id == row.id).values(**values))
+    if gave_up:
+        alert_failed(app, row)  # an SMS falls back to the webhook; else the inbox says so
+    elif sid:
+        check_alert_failure(app, sid)  # Twilio may have reported failure before we stored sid
 
 
 def deliver_due(app: Flask, limit: int = 20) -> int:
@@ -185,6 +203,8 @@ def deliver_due(app: Flask, limit: int = 20) -> int:
     directory: ClinicDirectory = app.extensions["calfline_clinics"]
     config = dict(app.config)
     now = utcnow()
+    resend_overdue(app, now)  # urgent inbox items nobody acknowledged: alert again
+    hand_back_expired(app, now)  # take-overs without a staff reply for too long
     with Session(engine) as session:
         due = list(session.scalars(
             select(Escalation).where(Escalation.status == "pending",
@@ -197,19 +217,19 @@ def deliver_due(app: Flask, limit: int = 20) -> int:
             continue  # another process has it
         tried += 1
         clinic = directory.clinics.get(row.clinic_id)
-        error = None
+        error, sid = None, None
         try:
             if clinic is None:
                 raise DeliveryError(f"clinic {row.clinic_id!r} is no longer configured")
             if row.target == "webhook" and clinic.escalation_webhook_url:
                 _post_webhook(row, clinic)
             elif row.target == "sms" and clinic.escalation_phone:
-                _send_sms(row, clinic, config)
+                sid = _send_sms(row, clinic, config, engine)
             else:
                 raise DeliveryError(f"clinic {clinic.id!r} has no {row.target} route any more")
         except DeliveryError as exc:
             error = str(exc)
-        _finish(engine, row, error, config)
+        _finish(app, row, error, sid)
     return tried
 
 
@@ -246,10 +266,13 @@ def install_escalation(app: Flask) -> None:
     """Prepare the outbox wake-up and, unless configured off, this process's worker thread."""
     app.extensions["calfline_escalation_wakeup"] = threading.Event()
     mode = app.config["ESCALATION_WORKER"]
-    if mode not in {"thread", "off"}:
-        from responder.errors import ConfigError
+    from responder.errors import ConfigError
 
+    if mode not in {"thread", "off"}:
         raise ConfigError(f"CALFLINE_ESCALATION_WORKER={mode!r}: use 'thread' or 'off'")
+    for name in ("TAKEOVER_MINUTES", "ACK_MINUTES"):
+        if not float(app.config[name]) > 0:  # also refuses NaN
+            raise ConfigError(f"CALFLINE_{name}={app.config[name]}: must be above 0 minutes")
     if mode == "off" or app.testing:
         return
     started: dict[str, int] = {}

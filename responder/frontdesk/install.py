@@ -23,7 +23,7 @@ def install_frontdesk(app: Flask) -> None:
         app.logger.warning(_DEV_KEY_WARNING)
         app.config["SECRET_KEY"] = secrets.token_hex(32)
 
-    from responder.frontdesk import api, console
+    from responder.frontdesk import api, console, console_workflow  # noqa: F401 - its routes
 
     api.load_openapi(app)
     app.register_blueprint(api.bp)

@@ -37,12 +37,13 @@ REPLY_KEYS = ("sms", "sms_more", "voice", "api")
 BASE_LANGUAGE = "en"
 LANGUAGES = ("en", "es")
 TEMPLATE_VARIABLES = frozenset(
-    {"clinic_name", "clinic_phone", "emergency_number", "option1", "option2"}
+    {"clinic_name", "clinic_phone", "emergency_number", "option1", "option2", "callback_when"}
 )
 DEFAULT_VARIABLES: Mapping[str, str] = {
     "clinic_name": "CalfLine",
     "clinic_phone": "your doctor or clinic",
     "emergency_number": "911",
+    "callback_when": "as soon as they can",
 }
 # Worst case we accept in a clinic profile; SMS templates must still fit.
 LONGEST_VARIABLES: Mapping[str, str] = {
@@ -51,6 +52,10 @@ LONGEST_VARIABLES: Mapping[str, str] = {
     "emergency_number": "911",
     "option1": "tightness that keeps coming back",
     "option2": "tightness that keeps coming back",
+    # When a clinic calls back (responder/frontdesk/hours.py): free-text hours of up to
+    # 40 characters are quoted (read aloud too: no brackets); "on Wednesday from 10:30am"
+    # is shorter.
+    "callback_when": "during opening hours, " + "N" * 40,
 }
 
 
@@ -67,6 +72,8 @@ class Intent:
     care: str = "none"
     # Replies that lead with what one care level needs (red_flag: emergency first).
     care_replies: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    # Replies for a clinic that calls back (handoff): used when {callback_when} is known.
+    callback_replies: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -212,7 +219,25 @@ def _load_intent(path: Path, rules: _Rules = _Rules()) -> Intent:
         commands=commands,
         care=care,
         care_replies=_care_replies(path, data, rules),
+        callback_replies=_callback_replies(path, data, rules),
     )
+
+
+def _callback_replies(path: Path, data: dict[str, Any], rules: _Rules) -> dict[str, str]:
+    """Read `callback_replies`: the channel templates for a clinic that will call back."""
+    replies = data.get("callback_replies")
+    if replies is None:
+        return {}
+    if not isinstance(replies, dict):
+        raise IntentDataError(path, "callback_replies", "must map channels to templates")
+    for key in CHANNELS:
+        if not isinstance(replies.get(key), str):
+            raise IntentDataError(path, f"callback_replies.{key}", "missing template")
+    for key, text in replies.items():
+        if key not in CHANNELS:
+            raise IntentDataError(path, f"callback_replies.{key}", f"must be one of {CHANNELS}")
+        rules.check(path, f"callback_replies.{key}", str(text), key)
+    return {str(k): str(v) for k, v in replies.items()}
 
 
 def _care_replies(path: Path, data: dict[str, Any], rules: _Rules) -> dict[str, dict[str, str]]:
@@ -285,6 +310,8 @@ def _load_translation(folder: Path, base: Catalog) -> Catalog:
                 raise IntentDataError(path, f"replies_by_care.{care}", "missing template")
         if "sms_more" in english.replies and "sms_more" not in intent.replies:
             raise IntentDataError(path, "replies.sms_more", "missing template")
+        if english.callback_replies and not intent.callback_replies:
+            raise IntentDataError(path, "callback_replies", "missing templates")
         intents[intent_id] = replace(intent, care=english.care)
     system = _load_system(folder / "_system.yaml", rules)
     missing = [name for name in base.system if name not in system]

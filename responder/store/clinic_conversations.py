@@ -38,6 +38,7 @@ class ConversationRow:
     last_intent: str | None
     opted_out: bool
     flags: tuple[str, ...]
+    held_by: str | None = None  # the staff member who took it over (frontdesk/takeover.py)
 
 
 def _flags(session: Session, ids: list[int]) -> dict[int, set[str]]:
@@ -68,7 +69,8 @@ def clinic_conversations(engine: Engine, numbers: Iterable[str], flag: str | Non
         return [
             ConversationRow(r.id, r.our_number, r.sender_last4, r.updated_at, r.last_intent,
                             r.opted_out,
-                            tuple(f for f in FLAG_INTENTS if f in flags.get(r.id, set())))
+                            tuple(f for f in FLAG_INTENTS if f in flags.get(r.id, set())),
+                            r.held_by)
             for r in rows
         ]
 

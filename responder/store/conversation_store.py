@@ -292,13 +292,18 @@ class ConversationStore:
                                      {"sender_hash": key.hash, "our_number": number}).first()
         if row is None:
             return ConversationState()
-        opted_out, last_intent, first, second, context_at, language = row
+        opted_out, last_intent, first, second, context_at, language, held_by, held_at, \
+            held_reply = row
+        # Taken over by staff: the hold lasts from their latest action (frontdesk/takeover.py).
+        held_since = max(t for t in (held_at, held_reply) if t) if held_by and held_at else None
         if first == CHECK_MARK:  # a pending check question: (CHECK_MARK, its NO answer)
             return ConversationState(opted_out=opted_out, last_intent=last_intent,
-                                     context_at=context_at, check=second, language=language)
+                                     context_at=context_at, check=second,
+                                     held_since=held_since, language=language)
         return ConversationState(opted_out=opted_out, last_intent=last_intent,
                                  clarify=(first, second) if first and second else None,
-                                 context_at=context_at, language=language)
+                                 context_at=context_at, held_since=held_since,
+                                 language=language)
 
     def _reply_for(self, connection: Connection, dedupe_key: str) -> StoredReply | None:
         row = connection.execute(self.sql.reply_for, {"dedupe_key": dedupe_key}).first()
@@ -357,6 +362,10 @@ class ConversationStore:
                 "created_at": now, "body": text_, "intent": turn.match.intent,
                 "confidence": None, "template_id": template, "twilio_sid": None,
                 "dedupe_key": None, "reply_to_id": inbound_id, "language": turn.reply.language})
+            if state.held_since is not None and inbound.channel == "sms":
+                connection.execute(sql.keep_held_number, {
+                    "conversation_id": conversation_id,
+                    "held_number": short_text(inbound.sender, 64)})
         return StoredReply(text_, template, conversation_id, turn.match.intent)
 
     def replay(self, turn: SpooledTurn) -> StoredReply:

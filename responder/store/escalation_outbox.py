@@ -44,3 +44,5 @@ class Escalation(Base):
     claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     last_error: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    # Twilio's MessageSid of an alert SMS: its status callbacks (message_statuses) name it.
+    twilio_sid: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)

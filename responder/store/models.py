@@ -91,6 +91,13 @@ class Conversation(Base):
     clarify_second: Mapped[str | None] = mapped_column(String(64), nullable=True)
     context_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     language: Mapped[str | None] = mapped_column(String(8), nullable=True)
+    # Taken over by a staff member (responder/frontdesk/takeover.py): the line stays silent
+    # but for red flags until held_reply_at (or held_at) is CALFLINE_TAKEOVER_MINUTES old.
+    held_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    held_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    held_reply_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # The patient's number in clear, kept only while taken over, so staff can reply.
+    held_number: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class Message(Base):
@@ -122,3 +129,5 @@ class Message(Base):
     # check question (None otherwise).
     care: Mapped[str | None] = mapped_column(String(16), nullable=True)
     check_answer: Mapped[str | None] = mapped_column(String(3), nullable=True)
+    # A reply a staff member typed in the console (sent through Twilio's REST API).
+    staff_user: Mapped[str | None] = mapped_column(String(64), nullable=True)

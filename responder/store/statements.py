@@ -27,6 +27,8 @@ MESSAGES: Table = Message.__table__  # type: ignore[assignment]
 INSERTS: dict[str, Any] = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
 STATE_COLUMNS = ("opted_out", "last_intent", "clarify_first", "clarify_second", "context_at",
                  "language")
+# Read with the state, never written by a webhook: who took the conversation over, and when.
+HELD_COLUMNS = ("held_by", "held_at", "held_reply_at")
 
 
 def supported_insert(engine: Engine) -> Any:
@@ -48,7 +50,8 @@ class StoreStatements:
         conv, msg = CONVERSATIONS, MESSAGES
         same_sender = ((conv.c.sender_hash == bindparam("sender_hash"))
                        & (conv.c.our_number == bindparam("our_number")))
-        self.state = select(*(conv.c[name] for name in STATE_COLUMNS)).where(same_sender)
+        self.state = select(*(conv.c[name] for name in STATE_COLUMNS + HELD_COLUMNS)
+                            ).where(same_sender)
         # Creates the conversation or takes its row lock, and reads the opt-out as of now.
         upsert = insert(conv).values(
             sender_hash=bindparam("sender_hash"), sender_last4=bindparam("sender_last4"),
@@ -99,6 +102,10 @@ class StoreStatements:
             msg.c.created_at > bindparam("now")).limit(1)
         self.set_opt_out = update(conv).where(conv.c.id == bindparam("conversation_id")).values(
             opted_out=bindparam("opted_out"), opted_out_at=bindparam("opted_out_at"))
+        # While taken over, the patient's number is kept so staff can reply to it.
+        self.keep_held_number = update(conv).where(
+            conv.c.id == bindparam("conversation_id"), conv.c.held_by.is_not(None)
+        ).values(held_number=bindparam("held_number"))
         self.opted_out = select(conv.c.sender_hash, conv.c.our_number).where(conv.c.opted_out)
         reply, inbound = msg.alias("reply"), msg.alias("inbound")
         self.reply_for = (

@@ -43,6 +43,7 @@ SETTINGS: dict[str, tuple[str, Callable[[str], Any], Any]] = {
     # "Matching"): red-flag probability for the urgent reply and for the check question.
     "URGENT_THRESHOLD": ("CALFLINE_URGENT_THRESHOLD", _float, Thresholds.urgent),
     "CHECK_THRESHOLD": ("CALFLINE_CHECK_THRESHOLD", _float, Thresholds.check),
+    "TEXT_CHECK_THRESHOLD": ("CALFLINE_TEXT_CHECK_THRESHOLD", _float, Thresholds.text_check),
     "FALLBACK_THRESHOLD": ("CALFLINE_FALLBACK_THRESHOLD", _float, Thresholds.fallback),
     "AMBIGUITY_MARGIN": ("CALFLINE_AMBIGUITY_MARGIN", _float, Thresholds.ambiguity),
     "CLINIC_NAME": ("CALFLINE_CLINIC_NAME", _str, "CalfLine"),
@@ -73,7 +74,13 @@ SETTINGS: dict[str, tuple[str, Callable[[str], Any], Any]] = {
     "ESCALATION_WORKER": ("CALFLINE_ESCALATION_WORKER", _str, "thread"),
     "ESCALATION_BACKOFF": ("CALFLINE_ESCALATION_BACKOFF", _float, 5.0),
     "ESCALATION_MAX_ATTEMPTS": ("CALFLINE_ESCALATION_MAX_ATTEMPTS", _int, 10),
-    # Twilio REST API for escalation SMS (the auth token is TWILIO_AUTH_TOKEN).
+    # Front desk workflow (responder/frontdesk/takeover.py, inbox.py): a conversation staff
+    # took over goes back to the line after this many minutes without a staff reply; an
+    # urgent inbox item nobody acknowledged is re-sent by the other alert route after this.
+    "TAKEOVER_MINUTES": ("CALFLINE_TAKEOVER_MINUTES", _float, 30.0),
+    "ACK_MINUTES": ("CALFLINE_ACK_MINUTES", _float, 10.0),
+    # Twilio REST API for escalation SMS and staff replies (the auth token is TWILIO_AUTH_TOKEN);
+    # their status callbacks go to CALFLINE_PUBLIC_BASE_URL + /twilio/status.
     "TWILIO_ACCOUNT_SID": ("TWILIO_ACCOUNT_SID", _str, ""),
     "TWILIO_API_URL": ("CALFLINE_TWILIO_API_URL", _str, "https://api.twilio.com"),
     "LOG_LEVEL": ("CALFLINE_LOG_LEVEL", _str, "INFO"),
@@ -128,9 +135,13 @@ def build_responder(config: Mapping[str, Any]) -> Responder:
         ambiguity=float(config["AMBIGUITY_MARGIN"]),
         urgent=float(config["URGENT_THRESHOLD"]),
         check=float(config["CHECK_THRESHOLD"]),
+        text_check=float(config["TEXT_CHECK_THRESHOLD"]),
     )
     if not 0.0 <= thresholds.check <= thresholds.urgent <= 1.0:
         raise ConfigError("CALFLINE_CHECK_THRESHOLD must be at most CALFLINE_URGENT_THRESHOLD, "
                           "both between 0 and 1")
+    if not 0.0 <= thresholds.text_check <= 1.0:
+        raise ConfigError("CALFLINE_TEXT_CHECK_THRESHOLD must be between 0 and 1 "
+                          "(1 turns the words-only second opinion off)")
     return Responder.from_directory(config["INTENTS_DIR"], thresholds,
                                     config.get("MODEL_PATH") or None)

@@ -1,113 +1,33 @@
-"""`calfline twilio-setup` against a local HTTP server standing in for api.twilio.com."""
+"""`calfline twilio-setup` against the local stand-in for api.twilio.com (tests/twilio_api.py)."""
 
 from __future__ import annotations
 
 import base64
 import io
-import json
-import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from twilio.http.http_client import TwilioHttpClient
-from twilio.http.response import Response
 
 from responder.channels.twilio_setup import TwilioSetupError, run
 from responder.cli import main
+from tests.twilio_api import (
+    ACCOUNT,
+    NUMBER,
+    NUMBERS_PATH,
+    PN_SID,
+    TOKEN,
+    FakeTwilio,
+    LocalTwilioHttpClient,
+    fake_twilio,
+)
 
-ACCOUNT = "AC" + "0" * 32
-TOKEN = "test-token"
-NUMBER = "+15551234567"
-PN_SID = "PN" + "1" * 32
 ENV = {"TWILIO_ACCOUNT_SID": ACCOUNT, "TWILIO_AUTH_TOKEN": TOKEN}
-NUMBERS_PATH = f"/2010-04-01/Accounts/{ACCOUNT}/IncomingPhoneNumbers"
-
-
-@dataclass
-class FakeTwilio:
-    """What the fake API holds and every request it was sent."""
-
-    number: dict[str, Any]
-    requests: list[dict[str, Any]] = field(default_factory=list)
-    base_url: str = ""
-
-    def posts(self) -> list[dict[str, Any]]:
-        return [r for r in self.requests if r["method"] == "POST"]
-
-
-def _handler(state: FakeTwilio) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        def _record(self, form: dict[str, list[str]]) -> None:
-            url = urlsplit(self.path)
-            state.requests.append({
-                "method": self.command, "path": url.path, "query": parse_qs(url.query),
-                "form": {k: v[0] for k, v in form.items()},
-                "auth": self.headers.get("Authorization", ""),
-            })
-
-        def _send(self, status: int, body: dict[str, Any]) -> None:
-            data = json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def do_GET(self) -> None:  # noqa: N802 - http.server's naming
-            self._record({})
-            query = parse_qs(urlsplit(self.path).query)
-            matches = [state.number] if query.get("PhoneNumber") == [NUMBER] else []
-            self._send(200, {"incoming_phone_numbers": matches, "next_page_uri": None,
-                             "page": 0, "page_size": 2, "uri": self.path})
-
-        def do_POST(self) -> None:  # noqa: N802
-            length = int(self.headers.get("Content-Length", "0"))
-            form = parse_qs(self.rfile.read(length).decode())
-            self._record(form)
-            if urlsplit(self.path).path != f"{NUMBERS_PATH}/{PN_SID}.json":
-                self._send(404, {"code": 20404, "message": "not found", "status": 404})
-                return
-            names = {"SmsUrl": "sms_url", "SmsMethod": "sms_method",
-                     "VoiceUrl": "voice_url", "VoiceMethod": "voice_method"}
-            state.number.update({names[k]: v[0] for k, v in form.items() if k in names})
-            self._send(200, state.number)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            """Keep the test output quiet."""
-
-    return Handler
-
-
-class LocalTwilioHttpClient(TwilioHttpClient):
-    """Twilio's own HTTP client, sending to the local server instead of api.twilio.com."""
-
-    def __init__(self, base_url: str) -> None:
-        super().__init__()
-        self.base_url = base_url
-
-    def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Response:
-        return super().request(method, url.replace("https://api.twilio.com", self.base_url),
-                               *args, **kwargs)
 
 
 @pytest.fixture
 def twilio_api() -> Iterator[FakeTwilio]:
-    state = FakeTwilio(number={
-        "sid": PN_SID, "account_sid": ACCOUNT, "phone_number": NUMBER,
-        "sms_url": "https://demo.twilio.com/welcome/sms/reply", "sms_method": "POST",
-        "voice_url": "", "voice_method": "GET",
-    })
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    state.base_url = f"http://127.0.0.1:{server.server_address[1]}"
-    yield state
-    server.shutdown()
-    server.server_close()
+    with fake_twilio() as state:
+        yield state
 
 
 def _run(api: FakeTwilio, apply: bool, base: str = "https://calf.example.org/") -> str:

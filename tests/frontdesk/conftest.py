@@ -38,6 +38,8 @@ ADMINS = {
     "hilltop": ("hilltop-admin", "hilltop-admin-pass"),
 }
 WEBHOOK_SECRET = "test-webhook-secret-0123456789"
+RIVERSIDE_ALERT_PHONE = "+15550100009"
+HILLTOP_ALERT_PHONE = "+15550200009"
 
 
 def free_port() -> int:
@@ -111,17 +113,26 @@ def _admin_entry(clinic: str) -> dict[str, str]:
             "role": "admin"}
 
 
-def write_clinics_file(path: Path, webhook_url: str, twilio_escalation: bool = False) -> Path:
-    """Two clinics: riverside escalates to the webhook; hilltop has a phone only."""
+def write_clinics_file(path: Path, webhook_url: str, twilio_escalation: bool = False,
+                       hours: Any = "Mon-Fri 8am-6pm", first: str | None = None,
+                       hilltop_phone: bool = False) -> Path:
+    """Two clinics: riverside escalates to the webhook; hilltop has a phone only.
+
+    `twilio_escalation` adds riverside's alert phone (+15550100009); `first` picks the
+    route of riverside's first alert; `hilltop_phone` gives hilltop its alert phone.
+    """
     riverside_user, riverside_pw = STAFF["riverside"]
     hilltop_user, hilltop_pw = STAFF["hilltop"]
     escalation: dict[str, Any] = {"webhook_url": webhook_url, "webhook_secret": WEBHOOK_SECRET}
     if twilio_escalation:
-        escalation["phone"] = "+15550100009"
+        escalation["phone"] = RIVERSIDE_ALERT_PHONE
+    if first:
+        escalation["first"] = first
+    hilltop_extra: dict[str, Any] = {"escalation": {"phone": HILLTOP_ALERT_PHONE}}
     data = {"clinics": [
         {
             "id": "riverside", "name": "Riverside Physio", "numbers": [RIVERSIDE_NUMBER],
-            "phone": "+1 555 010 0002", "hours": "Mon-Fri 8am-6pm",
+            "phone": "+1 555 010 0002", "hours": hours,
             "escalation": escalation,
             "api_keys": [hash_api_key(RIVERSIDE_KEY)],
             "staff": [{"username": riverside_user,
@@ -135,6 +146,7 @@ def write_clinics_file(path: Path, webhook_url: str, twilio_escalation: bool = F
             "staff": [{"username": hilltop_user,
                        "password_hash": generate_password_hash(hilltop_pw)},
                       _admin_entry("hilltop")],
+            **(hilltop_extra if hilltop_phone else {}),
         },
     ]}
     path.write_text(yaml.safe_dump(data), encoding="utf-8")
@@ -158,9 +170,9 @@ class LiveServer:
             self.process.wait()
 
 
-def start_server(env_overrides: dict[str, str], log: Path) -> LiveServer:
-    """Start `calfline serve` on a free port and wait for /healthz."""
-    port = free_port()
+def start_server(env_overrides: dict[str, str], log: Path, port: int | None = None) -> LiveServer:
+    """Start `calfline serve` on a free port (or `port`) and wait for /healthz."""
+    port = port or free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CALFLINE_", "TWILIO_"))}
     env.pop("DATABASE_URL", None)
     env.update({"CALFLINE_SECRET_KEY": "test-secret-key", "CALFLINE_ESCALATION_BACKOFF": "0.2"})
@@ -243,3 +255,32 @@ def admin_server(frontdesk_dir: Path, webhook: WebhookRecorder) -> Iterator[Live
     server = start_server(env, frontdesk_dir / "admin.log")
     yield server
     server.stop()
+
+
+# The front desk workflow (inbox, take-over, delivery) on the Flask test client, on SQLite
+# and PostgreSQL, with the local stand-in for Twilio's REST API (tests/twilio_api.py).
+PUBLIC_URL = "https://calf.example.org"
+STATUS_URL = PUBLIC_URL + "/twilio/status"
+
+
+@pytest.fixture
+def twilio() -> Iterator[Any]:
+    from tests.twilio_api import fake_twilio
+    from tests.twilio_signing import TOKEN
+
+    with fake_twilio(token=TOKEN, owned={RIVERSIDE_NUMBER, HILLTOP_NUMBER},
+                     expected_callback=STATUS_URL, call_back=False) as api:
+        yield api
+
+
+@pytest.fixture
+def workflow_config(twilio: Any, webhook: WebhookRecorder, tmp_path: Path) -> dict[str, Any]:
+    """Settings for an app with both clinics, signed webhooks and Twilio's REST stand-in."""
+    from tests.twilio_signing import TOKEN
+
+    clinics = write_clinics_file(tmp_path / "clinics.yaml", webhook.url, twilio_escalation=True,
+                                 hilltop_phone=True)
+    return {"CLINICS_FILE": str(clinics), "TWILIO_AUTH_TOKEN": TOKEN,
+            "TWILIO_ACCOUNT_SID": twilio.account, "TWILIO_API_URL": twilio.base_url,
+            "PUBLIC_BASE_URL": PUBLIC_URL, "SECRET_KEY": "test-secret-key",
+            "WTF_CSRF_ENABLED": True}

@@ -7,7 +7,8 @@ import os
 from alembic import context
 from sqlalchemy import create_engine
 
-from responder.store import escalation_outbox  # noqa: F401 - registers the outbox table
+# Imported to register their tables on Base.metadata.
+from responder.store import escalation_outbox, inbox_items, message_statuses  # noqa: F401
 from responder.store.models import Base
 
 config = context.config

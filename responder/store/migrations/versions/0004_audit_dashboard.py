@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0004_audit_dashboard"
-down_revision = "0002"
+down_revision = "0003_frontdesk_workflow"
 branch_labels = None
 depends_on = None
 
