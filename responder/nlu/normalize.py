@@ -124,4 +124,6 @@ class Normalizer:
             return word
         cutoff = 85.0 if len(word) <= 4 else 80.0
         hit = process.extractOne(word, self._targets, scorer=fuzz.ratio, score_cutoff=cutoff)
-        return str(hit[0]) if hit else word
+        # A typo drops, adds or swaps a letter; a longer gap is another word or another
+        # form of one ("amortiguada" is not "amoratada").
+        return str(hit[0]) if hit and abs(len(str(hit[0])) - len(word)) <= 1 else word
