@@ -101,6 +101,7 @@ class RedFlagDetector:
         self._window_after = int(ctx.get("window_after", 3))
         self._neg_before = _phrase_regex(ctx.get("negation_before", []))
         self._neg_after = _phrase_regex(ctx.get("negation_after", []))
+        self._neg_sentence = _phrase_regex(ctx.get("negation_to_sentence_end", []))
         self._pseudo = _phrase_regex(ctx.get("pseudo", []))
         self._terminators = _phrase_regex(ctx.get("terminators", []))
         self._others = _phrase_regex(ctx.get("others", []))
@@ -162,6 +163,10 @@ class _Context:
         ]
         ends = tokens.find(_SENTENCE_ENDS)
         self.terminators = free(tokens.find(rules._terminators) + joins) + ends
+        # "Denies CP, SOB, calf swelling, recent travel, numbness": a clinic's list runs
+        # to the end of its sentence (ConText's scope), through commas and nouns alike.
+        self.neg_sentence = free(tokens.find(rules._neg_sentence))
+        self.sentence_ends = free(tokens.find(rules._terminators)) + ends
         self.past_before = tokens.find(rules._past_before)
         self.hypothetical = tokens.find(rules._hypothetical)
         self.past_after = tokens.find(rules._past_after)
@@ -172,6 +177,10 @@ class _Context:
     def status(self, span: Span) -> str:
         window, after = self.rules._window, self.rules._window_after
         if self._before(self.neg_before, span, window) or self._after(self.neg_after, span, after):
+            return "negated"
+        if any(t[1] <= span[0] and not any(t[1] <= e[0] and e[1] <= span[0]
+                                           for e in self.sentence_ends)
+               for t in self.neg_sentence):
             return "negated"
         if self._before(self.past_before, span, window + 3) or self._after(
             self.past_after, span, window
