@@ -84,7 +84,7 @@ def _entry_json(entry: TimelineEntry, statuses: dict[str, str]) -> dict[str, Any
     return {"id": entry.id, "direction": entry.direction, "author": entry.author,
             "channel": entry.channel, "body": entry.body, "intent": entry.intent,
             "staff": entry.staff_user, "status": statuses.get(entry.twilio_sid or ""),
-            "held": entry.template_id == HELD_TEMPLATE,
+            "held": entry.template_id == HELD_TEMPLATE, "language": entry.language,
             "at": entry.created_at.strftime("%Y-%m-%d %H:%M:%S")}
 
 

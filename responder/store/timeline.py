@@ -31,6 +31,7 @@ class TimelineEntry:
     template_id: str | None
     staff_user: str | None
     twilio_sid: str | None
+    language: str | None = None  # the message's language ("es"), when known
 
     @property
     def author(self) -> str:
@@ -51,5 +52,5 @@ def timeline(engine: Engine, numbers: Iterable[str], conversation_id: int,
             .order_by(Message.created_at, Message.id).limit(limit))
     with Session(engine) as session:
         return [TimelineEntry(m.id, m.direction, m.channel, m.created_at, m.body, m.intent,
-                              m.template_id, m.staff_user, m.twilio_sid)
+                              m.template_id, m.staff_user, m.twilio_sid, m.language)
                 for m in session.scalars(stmt)]

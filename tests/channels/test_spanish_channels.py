@@ -9,10 +9,12 @@ from urllib.parse import parse_qs, urlsplit
 
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy import select
 
 from responder.dialogue.replies import render_intent, render_system
 from responder.gsm import MAX_SMS_CHARS, is_gsm7
 from responder.nlu.catalog import load_catalog
+from responder.store.models import Message
 from tests.conftest import INTENTS
 from tests.twilio_signing import TOKEN, signed_post
 
@@ -49,6 +51,14 @@ def test_a_spanish_text_conversation_through_the_store(make_app: Callable[..., F
         assert len(text) <= MAX_SMS_CHARS and is_gsm7(text)
     assert _texts(again, "PARAR", "SM5") == []
     assert _texts(again, "tengo un calambre", "SM6") == []  # opted out: nothing is sent
+    # Each message keeps its language, for the console (responder/store/timeline.py).
+    store = again.application.extensions["calfline_store"]
+    with store.engine.connect() as connection:
+        rows = connection.execute(select(Message.direction, Message.language)
+                                  .order_by(Message.id)).all()
+    assert [language for direction, language in rows if direction == "out"][:4] == \
+        ["es", "es", "es", "en"]
+    assert [language for direction, language in rows if direction == "in"][0] == "es"
 
 
 def _call(client: FlaskClient, path: str, **form: str) -> ET.Element:

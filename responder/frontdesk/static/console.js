@@ -33,6 +33,7 @@ if (list && list.dataset.updates) {
     item.className = (m.direction === "in" ? "inbound" : "outbound") + (m.staff ? " staff" : "")
       + (m.direction === "in" && m.intent === "red_flag" ? " flagged" : "");
     let who = `${m.author}${m.staff ? " (staff)" : ""} · ${m.channel} · ${m.at} UTC`;
+    if (m.language) who += ` · ${m.language.toUpperCase()}`;
     if (m.direction === "in" && m.intent) who += ` · ${m.intent}`;
     const head = line(who, "who");
     if (m.staff) {
