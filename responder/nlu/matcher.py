@@ -44,6 +44,8 @@ from responder.nlu.redflags import RedFlagDetector, SignHit, sign_features
 _EDGE_PUNCTUATION = re.compile(r"^[\W_]+|[\W_]+$")
 _CLAUSE_WORDS = re.compile(r" [,.](?= )")  # the normalizer's clause marks, for the models
 _LOG = logging.getLogger(__name__)
+# An unseen one-word message ("holis") is language evidence only this clearly.
+ONE_UNSEEN_WORD_SURE = 0.95
 MODEL_FILE = ".model.npz"  # beside the intents it was fitted on; see model_path()
 
 
@@ -163,6 +165,8 @@ class Matcher:
         self.detector = self.reader.detector
         self.model = load_or_fit(catalog, self.reader, Path(model_file or model_path(catalog)))
         self._one_word_languages = word_languages(catalog, self.normalizer)
+        self._example_words = frozenset(
+            w for text, _, _ in catalog.examples() for w in self.normalizer.clean(text))
 
     def command(self, text: str) -> str | None:
         """Return the intent of an exact command word ("STOP", " help! "), else None."""
@@ -226,12 +230,18 @@ class Matcher:
             return self.catalog.language, 1.0
         if not len(columns) or not any(ch.isalpha() for ch in normalized):
             return None, 0.0
-        if " " not in normalized:
-            one = self._one_word_languages.get(normalized)
-            return (one, 1.0) if one else (None, 0.0)
         probabilities = model.probabilities(columns, weights)
         best = int(np.argmax(probabilities))
-        return model.classes[best], round(float(probabilities[best]), 3)
+        language, sure = model.classes[best], round(float(probabilities[best]), 3)
+        if " " in normalized:
+            return language, sure
+        # One word: a word of the examples counts only when one language owns it; a
+        # word no example has ("holis", "quiubo") by its letters, when they are clear.
+        one = self._one_word_languages.get(normalized)
+        if one:
+            return one, 1.0
+        unseen = normalized not in self._example_words
+        return (language, sure) if unseen and sure >= ONE_UNSEEN_WORD_SURE else (None, 0.0)
 
 
 def word_languages(catalog: Catalog, normalizer: Normalizer, share: float = 0.1) -> dict[str, str]:
@@ -247,7 +257,7 @@ def word_languages(catalog: Catalog, normalizer: Normalizer, share: float = 0.1)
     for language, counter in counts.items():
         others = [c for lang, c in counts.items() if lang != language]
         for word, count in counter.items():
-            if count >= 3 and all(other[word] <= share * count for other in others):
+            if all(other[word] <= share * count for other in others):
                 words[word] = language
     return words
 

@@ -108,6 +108,7 @@ class RedFlagDetector:
         self._self = _phrase_regex(ctx.get("self", []))
         self._patients = _phrase_regex(ctx.get("patient_words", []))
         self._past_before = _phrase_regex(ctx.get("historical_before", []))
+        self._family = _phrase_regex(ctx.get("family_history_before", []))
         self._hypothetical = _phrase_regex(ctx.get("hypothetical_before", []))
         self._past_after = _phrase_regex(ctx.get("historical_after", []))
         parts = lexicon.get("body_parts", {})
@@ -168,6 +169,7 @@ class _Context:
         self.neg_sentence = free(tokens.find(rules._neg_sentence))
         self.sentence_ends = free(tokens.find(rules._terminators)) + ends
         self.past_before = tokens.find(rules._past_before)
+        self.family = tokens.find(rules._family)
         self.hypothetical = tokens.find(rules._hypothetical)
         self.past_after = tokens.find(rules._past_after)
         self.others = tokens.find(rules._others)
@@ -182,6 +184,8 @@ class _Context:
                                            for e in self.sentence_ends)
                for t in self.neg_sentence):
             return "negated"
+        if self._before(self.family, span, window + 3):
+            return "historical"  # a relative's, in the past: family history
         if self._before(self.past_before, span, window + 3) or self._after(
             self.past_after, span, window
         ):
