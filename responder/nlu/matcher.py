@@ -204,7 +204,8 @@ class Matcher:
         if score < self.thresholds.fallback:
             best, score = "out_of_scope", 1.0 - score
         care = self.catalog.intents[best].care
-        if urgency >= self.thresholds.check or self._text_urgency(columns, weights) >= \
+        unsure = any(h.status == "uncertain" for h in hits)
+        if unsure or urgency >= self.thresholds.check or self._text_urgency(columns, weights) >= \
                 self.thresholds.text_check:
             care = "check"
         ambiguous = (

@@ -32,7 +32,9 @@ class SignHit:
 
     name: str
     text: str
-    status: str  # present, negated, historical, hypothetical, other_person, other_body_part
+    # present, negated, historical, hypothetical, other_person, other_body_part, or
+    # uncertain ("maybe a bit swollen, not sure"): the line asks rather than guesses.
+    status: str
     care: str = "urgent"  # emergency or urgent, from the sign's rule in _red_flags.yaml
     fires_alone: bool = False  # unambiguous: urgent without the classifier's vote
 
@@ -65,7 +67,7 @@ class _Tokens:
 
 
 STATUSES = ("present", "negated", "historical", "hypothetical", "other_person",
-            "other_body_part")
+            "other_body_part", "uncertain")
 
 
 def sign_features(hits: Iterable[SignHit], names: tuple[str, ...]) -> np.ndarray:
@@ -107,6 +109,8 @@ class RedFlagDetector:
         self._others = _phrase_regex(ctx.get("others", []))
         self._self = _phrase_regex(ctx.get("self", []))
         self._patients = _phrase_regex(ctx.get("patient_words", []))
+        self._unsure_before = _phrase_regex(ctx.get("uncertain_before", []))
+        self._unsure_after = _phrase_regex(ctx.get("uncertain_after", []))
         self._past_before = _phrase_regex(ctx.get("historical_before", []))
         self._family = _phrase_regex(ctx.get("family_history_before", []))
         self._hypothetical = _phrase_regex(ctx.get("hypothetical_before", []))
@@ -134,6 +138,8 @@ class RedFlagDetector:
         for (name, scope, _, matched, care, alone), status in zip(found, statuses, strict=True):
             if status == "present" and scope == "local" and only_other_part:
                 status = "other_body_part"
+            if status == "uncertain" and alone:  # chest pain, breathing: never a maybe
+                status = "present"
             hits.append(SignHit(name, matched.strip(" ,"), status, care, alone))
         return hits
 
@@ -175,6 +181,8 @@ class _Context:
         self.others = tokens.find(rules._others)
         self_mentions = tokens.find(rules._self)
         self.talks_about_self = bool(self_mentions) and not tokens.find(rules._patients)
+        self.unsure_before = tokens.find(rules._unsure_before)
+        self.unsure_after = tokens.find(rules._unsure_after)
 
     def status(self, span: Span) -> str:
         window, after = self.rules._window, self.rules._window_after
@@ -192,6 +200,10 @@ class _Context:
             return "historical"
         if self._before(self.hypothetical, span, window):
             return "hypothetical"
+        if self._before(self.unsure_before, span, window) or self._after(
+            self.unsure_after, span, 3
+        ):
+            return "uncertain"
         if self.talks_about_self and self._before(self.others, span, window):
             return "other_person"
         return "present"

@@ -33,6 +33,11 @@ def test_red_flag_detection(responder: Responder, expected: str, text: str) -> N
         ("my wife s calf is swollen, mine is only tight", "other_person"),
         ("my knee is swollen", "other_body_part"),
         ("i cannot stand on my toes", "present"),
+        ("pt's father had a dvt, pt only tight after runs", "historical"),
+        ("mi papa tuvo trombosis, yo solo tengo la pantorrilla tensa", "historical"),
+        ("calf maybe a bit puffy after the long run, hard to tell", "uncertain"),
+        ("no se si esta hinchada o son ideas mias", "uncertain"),
+        ("my calf is slightly swollen and warm", "present"),
     ],
 )
 def test_context_status(responder: Responder, text: str, status: str) -> None:
@@ -62,3 +67,16 @@ def test_red_flag_wins_over_other_intents(responder: Responder) -> None:
     match = responder.matcher.match("can i take advil, my calf is swollen and hot")
     assert match.intent == "red_flag"
     assert match.runner_up is not None and match.runner_up != "red_flag"
+
+
+@pytest.mark.parametrize(("text", "care"), [
+    ("calf maybe a bit puffy after the long run, hard to tell", "check"),
+    ("creo que tengo la pantorrilla un poco hinchada pero no estoy seguro", "check"),
+    ("maybe chest pain and i cant catch my breath", "emergency"),
+    ("my calf is slightly swollen and warm since the flight", "urgent"),
+])
+def test_a_sign_the_sender_is_unsure_of_gets_the_check_question(
+        responder: Responder, text: str, care: str) -> None:
+    """The contract's check: a possible sign, neither clearly present nor absent. Chest
+    pain and breathing trouble are never a maybe."""
+    assert responder.matcher.match(text).care == care
