@@ -223,6 +223,19 @@ def _load_intent(path: Path, rules: _Rules = _Rules()) -> Intent:
     )
 
 
+def _templates(path: Path, name: str, replies: dict[str, Any], rules: _Rules,
+               allowed: tuple[str, ...]) -> dict[str, str]:
+    """Check one set of channel templates: sms, voice and api at least, no other keys."""
+    for key in CHANNELS:
+        if not isinstance(replies.get(key), str):
+            raise IntentDataError(path, f"{name}.{key}", "missing template")
+    for key, text in replies.items():
+        if key not in allowed:
+            raise IntentDataError(path, f"{name}.{key}", f"must be one of {list(allowed)}")
+        rules.check(path, f"{name}.{key}", str(text), key)
+    return {str(k): str(v) for k, v in replies.items()}
+
+
 def _callback_replies(path: Path, data: dict[str, Any], rules: _Rules) -> dict[str, str]:
     """Read `callback_replies`: the channel templates for a clinic that will call back."""
     replies = data.get("callback_replies")
@@ -230,14 +243,7 @@ def _callback_replies(path: Path, data: dict[str, Any], rules: _Rules) -> dict[s
         return {}
     if not isinstance(replies, dict):
         raise IntentDataError(path, "callback_replies", "must map channels to templates")
-    for key in CHANNELS:
-        if not isinstance(replies.get(key), str):
-            raise IntentDataError(path, f"callback_replies.{key}", "missing template")
-    for key, text in replies.items():
-        if key not in CHANNELS:
-            raise IntentDataError(path, f"callback_replies.{key}", f"must be one of {CHANNELS}")
-        rules.check(path, f"callback_replies.{key}", str(text), key)
-    return {str(k): str(v) for k, v in replies.items()}
+    return _templates(path, "callback_replies", replies, rules, CHANNELS)
 
 
 def _care_replies(path: Path, data: dict[str, Any], rules: _Rules) -> dict[str, dict[str, str]]:
@@ -250,14 +256,7 @@ def _care_replies(path: Path, data: dict[str, Any], rules: _Rules) -> dict[str, 
         name = f"replies_by_care.{care}"
         if care not in CARE_LEVELS or not isinstance(replies, dict):
             raise IntentDataError(path, name, f"must be one of {list(CARE_LEVELS)} with templates")
-        for key in CHANNELS:
-            if not isinstance(replies.get(key), str):
-                raise IntentDataError(path, f"{name}.{key}", "missing template")
-        for key, text in replies.items():
-            if key not in REPLY_KEYS:
-                raise IntentDataError(path, f"{name}.{key}", f"must be one of {list(REPLY_KEYS)}")
-            rules.check(path, f"{name}.{key}", str(text), key)
-        loaded[str(care)] = {str(k): str(v) for k, v in replies.items()}
+        loaded[str(care)] = _templates(path, name, replies, rules, REPLY_KEYS)
     return loaded
 
 
