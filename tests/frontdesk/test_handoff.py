@@ -112,3 +112,17 @@ def test_a_caller_is_not_offered_a_closed_front_desk(
     assert "offer" not in parse_qs(urlsplit(gather.attrib["action"]).query)
     said = " ".join(s.text or "" for s in root.iter("Say"))
     assert "from 9am" in said and "connect" not in said
+
+
+def test_a_spanish_request_for_a_person_says_when_in_spanish(
+        make_app: Callable[..., Flask], workflow_config: dict[str, Any], tmp_path: Path,
+        webhook: WebhookRecorder) -> None:
+    app = _app(make_app, workflow_config, tmp_path, webhook, ALWAYS_OPEN)
+    reply = text_in(app, "quiero hablar con alguien de la clinica, me pueden llamar?",
+                    "SM" + "5" * 32, PATIENT, RIVERSIDE_NUMBER) or ""
+    when = _riverside(app).callback_when(utcnow(), "es")
+    assert when.startswith("hoy antes de las")
+    assert f"Riverside Physio le devolvera la llamada {when}." in reply
+    assert "+1 555 010 0002" in reply and "911" in reply
+    ((kind, number),) = [(i.kind, i.patient_number) for i in items(app)]
+    assert (kind, number) == ("callback", PATIENT)
