@@ -37,6 +37,7 @@ from responder.nlu.model import (
     fit_triage_model,
     load_model,
     save_model,
+    stored_words,
 )
 from responder.nlu.normalize import Normalizer, fold
 from responder.nlu.redflags import RedFlagDetector, SignHit, sign_features
@@ -127,7 +128,8 @@ class MessageReader:
     """What the models read from a message: normalized words and the sign rules' verdict."""
 
     def __init__(self, catalog: Catalog, english: frozenset[str] | None = None) -> None:
-        base = Normalizer(catalog.lexicon, english if english is not None else english_words())
+        self.english = english if english is not None else english_words()
+        base = Normalizer(catalog.lexicon, self.english)
         vocabulary = {w for text, _, _ in catalog.examples() for w in base.clean(text)}
         vocabulary |= {str(w) for w in catalog.lexicon.get("content_words", [])}
         self.normalizer = base.with_vocabulary(vocabulary)
@@ -160,10 +162,11 @@ class Matcher:
         self._command_languages = catalog.command_languages()
         # A command is one word with a little punctuation; longer texts skip the lookup.
         self._longest_command = 8 + max((len(c) for c in self._commands), default=0)
-        self.reader = MessageReader(catalog, english)
+        path = Path(model_file or model_path(catalog))
+        self.reader = MessageReader(catalog, english if english is not None else stored_words(path))
         self.normalizer = self.reader.normalizer
         self.detector = self.reader.detector
-        self.model = load_or_fit(catalog, self.reader, Path(model_file or model_path(catalog)))
+        self.model = load_or_fit(catalog, self.reader, path)
         self._one_word_languages = word_languages(catalog, self.normalizer)
         self._example_words = frozenset(
             w for text, _, _ in catalog.examples() for w in self.normalizer.clean(text))
@@ -268,7 +271,7 @@ def train_model(catalog: Catalog, reader: MessageReader, path: Path) -> TriageMo
     started = time.perf_counter()
     model = fit_triage_model(catalog, reader.featurize)
     try:
-        save_model(model, path)
+        save_model(model, path, reader.english)
     except OSError as exc:  # e.g. a read-only intents folder: fit again next start
         _LOG.warning("model_not_saved", extra={"path": str(path), "error": str(exc)})
     _LOG.info("model_fitted", extra={"seconds": round(time.perf_counter() - started, 2)})

@@ -134,8 +134,22 @@ def _model_arrays(prefix: str, model: LinearModel) -> dict[str, np.ndarray]:
     }
 
 
-def save_model(model: TriageModel, path: Path | str) -> None:
-    """Write the model atomically: a reader sees the old file or the new, never half."""
+def stored_words(path: Path | str) -> frozenset[str] | None:
+    """The speller's common words kept in a model file, stale or not; None without them.
+
+    Reading the English and Spanish dictionaries takes seconds at every start-up;
+    the words do not depend on the intents, so any model file may carry them.
+    """
+    try:
+        with np.load(path, allow_pickle=False) as arrays:
+            return frozenset(str(w) for w in arrays["known_words"])
+    except (OSError, KeyError, ValueError):
+        return None
+
+
+def save_model(model: TriageModel, path: Path | str, words: frozenset[str] = frozenset()) -> None:
+    """Write the model (and the speller's common words) atomically: a reader sees the old
+    file or the new, never half."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     grams = sorted(model.vocabulary.index, key=model.vocabulary.index.__getitem__)
@@ -145,6 +159,7 @@ def save_model(model: TriageModel, path: Path | str) -> None:
         **_model_arrays("intent", model.intent), **_model_arrays("red_flag", model.red_flag),
         **(_model_arrays(LANGUAGE, model.language) if model.language else {}),
         **(_model_arrays(TEXT_RED_FLAG, model.text_red_flag) if model.text_red_flag else {}),
+        **({"known_words": np.array(sorted(words), dtype=str)} if words else {}),
     }
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
     try:

@@ -79,3 +79,18 @@ def test_the_joint_product_equals_each_model(responder: Responder) -> None:
         calm, urgency = model.joint.probabilities(columns, weights, extra)
         np.testing.assert_allclose(calm, model.intent.probabilities(columns, weights))
         assert urgency == pytest.approx(model.red_flag.probabilities(columns, weights, extra)[1])
+
+
+def test_the_file_keeps_the_spellers_words_for_the_next_start(responder: Responder,
+                                                               tmp_path: Path) -> None:
+    """Reading two dictionaries costs seconds per start-up; the file carries the words."""
+    from responder.nlu.matcher import english_words
+    from responder.nlu.model import stored_words
+
+    path = tmp_path / "model.npz"
+    words = english_words()
+    save_model(responder.matcher.model, path, words)
+    assert stored_words(path) == words and "pantorrilla" not in words
+    assert stored_words(tmp_path / "missing.npz") is None
+    save_model(responder.matcher.model, path)  # a file written without them
+    assert stored_words(path) is None
