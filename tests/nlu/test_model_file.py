@@ -90,7 +90,7 @@ def test_the_file_keeps_the_spellers_words_for_the_next_start(responder: Respond
     path = tmp_path / "model.npz"
     words = english_words()
     save_model(responder.matcher.model, path, words)
-    assert stored_words(path) == words and "pantorrilla" not in words
+    assert stored_words(path) == words and {"calf", "pantorrilla"} <= words
     assert stored_words(tmp_path / "missing.npz") is None
     save_model(responder.matcher.model, path)  # a file written without them
     assert stored_words(path) is None
