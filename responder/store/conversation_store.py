@@ -316,6 +316,8 @@ class ConversationStore:
                    "language": state.language}
         sender = {"sender_hash": key.hash, "sender_last4": key.last4, "our_number": number,
                   "now": now}
+        if sql.record_in_one is not None and turn.opt_change is None:
+            return self._record_in_one(connection, inbound, turn, {**sender, **context})
         # No fsync for an ordinary message; a changed opt-out survives even a power cut.
         # The PRAGMAs are the connection's own business: set outside the writers' queue,
         # which every other writer waits on.
@@ -358,6 +360,35 @@ class ConversationStore:
                 "confidence": None, "template_id": template, "twilio_sid": None,
                 "dedupe_key": None, "reply_to_id": inbound_id, "language": turn.reply.language})
         return StoredReply(text_, template, conversation_id, turn.match.intent)
+
+    def _record_in_one(self, connection: Connection, inbound: Inbound, turn: Turn,
+                       conversation: dict[str, Any]) -> StoredReply:
+        """PostgreSQL, a message that leaves the opt-out alone: the record as one
+        statement in autocommit (statements.record_in_one_statement says how it keeps
+        a re-sent webhook to one record); a re-sent copy gets the first reply."""
+        assert self.sql.record_in_one is not None
+        match, reply = turn.match, turn.reply
+        with reading(connection):  # one statement, its own transaction: no BEGIN/COMMIT
+            row = connection.execute(self.sql.record_in_one, {
+                **conversation, "channel": short_text(inbound.channel, 8),
+                "body": clean_text(inbound.body)[:MAX_MESSAGE_CHARS],
+                "intent": match.intent, "confidence": match.confidence,
+                "twilio_sid": short_text(inbound.twilio_sid, 64) or None,
+                "dedupe_key": inbound.dedupe_key, "care": match.care,
+                "check_answer": check_answer(match), "message_language": match.language,
+                # Opted out meanwhile (a STOP on another worker): an SMS gets no reply;
+                # opt-out is about texts (Twilio error 21610), a call is still answered.
+                "may_silence": inbound.channel == "sms",
+                "reply_body": reply.text, "template_id": reply.template_id,
+                "reply_language": reply.language}).first()
+        if row is not None:
+            conversation_id, text_, template = row
+            return StoredReply(text_, template or "", conversation_id, match.intent)
+        with reading(connection):  # a re-sent webhook: its first reply
+            stored = self._reply_for(connection, inbound.dedupe_key or "")
+        if stored is None:  # never written: both rows go in one statement
+            raise RuntimeError("a recorded message has no reply row")
+        return stored
 
     def replay(self, turn: SpooledTurn) -> StoredReply:
         """Record a turn answered while the database was away, once per dedupe key.

@@ -15,9 +15,23 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Engine, Table, bindparam, case, select, update
+from sqlalchemy import (
+    Engine,
+    Select,
+    Table,
+    bindparam,
+    case,
+    cast,
+    exists,
+    literal,
+    null,
+    select,
+    true,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 
+from responder.dialogue.conversation import SILENT_TEMPLATE
 from responder.errors import ConfigError
 from responder.store.models import Conversation, Message
 
@@ -100,9 +114,76 @@ class StoreStatements:
         self.set_opt_out = update(conv).where(conv.c.id == bindparam("conversation_id")).values(
             opted_out=bindparam("opted_out"), opted_out_at=bindparam("opted_out_at"))
         self.opted_out = select(conv.c.sender_hash, conv.c.our_number).where(conv.c.opted_out)
+        # PostgreSQL: an ordinary message's whole record as one statement (in autocommit).
+        self.record_in_one: Select[Any] | None = (
+            record_in_one_statement() if engine.dialect.name == "postgresql" else None)
         reply, inbound = msg.alias("reply"), msg.alias("inbound")
         self.reply_for = (
             select(reply.c.body, reply.c.template_id, reply.c.conversation_id, reply.c.intent)
             .join(inbound, reply.c.reply_to_id == inbound.c.id)
             .where(inbound.c.dedupe_key == bindparam("dedupe_key"))
         )
+
+
+def _typed(name: str, column: str, table: Table = MESSAGES) -> Any:
+    """A parameter with its column's type (an INSERT ... SELECT gives it none)."""
+    return bindparam(name, type_=table.c[column].type)
+
+
+def record_in_one_statement() -> Select[Any]:
+    """PostgreSQL: the conversation upsert (with the new context), the inbound message
+    and its reply as data-modifying CTEs of one statement: one round trip in
+    autocommit, where the three-statement transaction takes five (BEGIN, COMMIT).
+
+    It returns the reply's (conversation_id, body, template_id), or no row for a
+    re-sent webhook: its dedupe key is taken, so the inbound insert does nothing
+    and neither does the reply. Such a copy must not save its context either (the
+    transaction path rolls it back): the upsert leaves an existing row alone when a
+    message with this dedupe key is already committed. Two copies in flight at once
+    both see none; the second waits on the conversation row, saves the context it
+    decided from the same state, and inserts no message. A sender opted out
+    meanwhile (a STOP on another worker) keeps the context, and `may_silence`
+    (an SMS) makes the reply the silent one. Messages that change the opt-out
+    take the transaction path (one statement cannot update the row twice).
+    """
+    conv, msg = CONVERSATIONS, MESSAGES
+    upsert = postgresql.insert(conv).values(
+        **{name: bindparam(name) for name in STATE_COLUMNS[1:]},
+        sender_hash=bindparam("sender_hash"), sender_last4=bindparam("sender_last4"),
+        our_number=bindparam("our_number"), created_at=bindparam("now"),
+        updated_at=bindparam("now"), opted_out=False,
+    )
+    kept_if_opted_out = {name: case((conv.c.opted_out, conv.c[name]),
+                                    else_=upsert.excluded[name])
+                         for name in STATE_COLUMNS[1:]}
+    recorded = exists().where(msg.c.dedupe_key == _typed("dedupe_key", "dedupe_key"))
+    conversation = upsert.on_conflict_do_update(
+        index_elements=[conv.c.sender_hash, conv.c.our_number],
+        set_={"updated_at": upsert.excluded.updated_at, **kept_if_opted_out},
+        where=~recorded,
+    ).returning(conv.c.id, conv.c.opted_out).cte("conversation")
+    inbound_columns = ("conversation_id", "direction", "channel", "created_at", "body",
+                       "intent", "confidence", "twilio_sid", "dedupe_key", "care",
+                       "check_answer", "language")
+    inbound = postgresql.insert(msg).from_select(inbound_columns, select(
+        conversation.c.id, literal("in", msg.c.direction.type), _typed("channel", "channel"),
+        _typed("now", "created_at"), _typed("body", "body"), _typed("intent", "intent"),
+        _typed("confidence", "confidence"), _typed("twilio_sid", "twilio_sid"),
+        _typed("dedupe_key", "dedupe_key"), _typed("care", "care"),
+        _typed("check_answer", "check_answer"), _typed("message_language", "language"),
+    )).on_conflict_do_nothing(index_elements=[msg.c.dedupe_key]).returning(
+        msg.c.id, msg.c.conversation_id).cte("inbound")
+    silenced = conversation.c.opted_out & bindparam("may_silence", type_=conv.c.opted_out.type)
+    reply_columns = ("conversation_id", "direction", "channel", "created_at", "body", "intent",
+                     "confidence", "template_id", "reply_to_id", "language")
+    reply = msg.insert().from_select(reply_columns, select(
+        inbound.c.conversation_id, literal("out", msg.c.direction.type),
+        _typed("channel", "channel"), _typed("now", "created_at"),
+        case((silenced, literal("", msg.c.body.type)), else_=_typed("reply_body", "body")),
+        _typed("intent", "intent"), cast(null(), msg.c.confidence.type),
+        case((silenced, literal(SILENT_TEMPLATE, msg.c.template_id.type)),
+             else_=_typed("template_id", "template_id")),
+        inbound.c.id, _typed("reply_language", "language"),
+    ).select_from(inbound.join(conversation, true()))).returning(
+        msg.c.conversation_id, msg.c.body, msg.c.template_id).cte("reply")
+    return select(reply.c.conversation_id, reply.c.body, reply.c.template_id)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from typing import Any
@@ -17,7 +19,7 @@ from responder.nlu.matcher import Match
 from responder.store.conversation_store import ConversationStore, Inbound, idempotency_key
 from responder.store.database import WriterQueue
 from tests.conftest import ROOT
-from tests.databases import sqlite_url
+from tests.databases import postgres_schema, sqlite_url
 
 PHONE, LINE = "+15557654321", "+15550001000"
 SECRET = "a-long-random-test-secret"
@@ -139,3 +141,51 @@ def test_a_writer_that_dies_releases_the_queue(tmp_path: Any) -> None:
 
     threading.Thread(target=write, daemon=True).start()
     assert done.wait(timeout=5)
+
+
+def _round_trips(store: ConversationStore, work: Any) -> int:
+    """Run work() and count the requests psycopg sent (libpq's protocol trace: each
+    Sync or simple Query waits for the server)."""
+    trace = tempfile.TemporaryFile()
+
+    def _trace(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+        dbapi_connection.pgconn.trace(trace.fileno())
+
+    event.listen(store.engine, "checkout", _trace)
+    try:
+        work()
+    finally:
+        event.remove(store.engine, "checkout", _trace)
+    trace.seek(0)
+    lines = trace.read().decode("utf-8", "replace").splitlines()
+    trace.close()
+    return sum(1 for line in lines if re.search(r"\tF\t\d+\t(Sync|Query)\b", line))
+
+
+def test_postgresql_records_an_ordinary_message_in_one_statement() -> None:
+    with postgres_schema() as url:
+        store = ConversationStore.open(url, SECRET)
+        store.ping()  # a pooled connection, pinged now: the counts below are the webhook's
+        first = Inbound("sms", PHONE, LINE, "calf cramp", "SM1", idempotency_key("sms", "SM1"))
+        trips = _round_trips(store, lambda: store.exchange(first, lambda state: _turn()))
+        assert trips == 2  # the state read and the record: no BEGIN, no COMMIT
+        assert store.state(PHONE, LINE).last_intent == "cramp_now"
+        (conversation,) = store.recent_conversations([LINE])
+        inbound, reply = store.messages(conversation.id)
+        assert (inbound.direction, inbound.body, reply.direction, reply.body) == (
+            "in", "calf cramp", "out", "Stretch it")
+        later = Inbound("sms", PHONE, LINE, "STOP", "SM2", idempotency_key("sms", "SM2"))
+        assert _round_trips(store, lambda: store.exchange(later, lambda state: _stop())) > 2
+        store.close()
+
+
+def test_an_opted_out_sender_gets_no_text_but_a_call_is_answered(database_url: str) -> None:
+    store = ConversationStore.open(database_url, SECRET)
+    store.record(Inbound("sms", PHONE, LINE, "STOP"), _stop())
+    text = store.record(Inbound("sms", PHONE, LINE, "calf cramp"), _turn())
+    call = store.record(Inbound("voice", PHONE, LINE, "calf cramp"), _turn())
+    assert (text.text, text.template_id) == ("", SILENT_TEMPLATE)
+    assert (call.text, call.template_id) == ("Stretch it", "cramp_now.sms")
+    state = store.state(PHONE, LINE)
+    assert state.opted_out and state.last_intent is None  # opted out: context kept as it was
+    store.close()
