@@ -1,7 +1,9 @@
 """The webhook's SQL, built once per store: SQLAlchemy Core statements, no ORM objects.
 
 Each inbound message costs one read (the sender's state) and one write
-transaction of three statements (four when it changes the opt-out).
+transaction of three statements (four when it changes the opt-out); on
+PostgreSQL a message that leaves the opt-out alone is recorded by one
+statement instead (record_in_one_statement).
 Idempotency rests on the database's unique constraints, not on a prior
 look-up: `INSERT ... ON CONFLICT DO NOTHING` on
 `messages.dedupe_key` inserts a webhook's message exactly once, also when two
@@ -144,7 +146,9 @@ def record_in_one_statement() -> Select[Any]:
     decided from the same state, and inserts no message. A sender opted out
     meanwhile (a STOP on another worker) keeps the context, and `may_silence`
     (an SMS) makes the reply the silent one. Messages that change the opt-out
-    take the transaction path (one statement cannot update the row twice).
+    take the transaction path (one statement cannot update the row twice). A
+    dedupe key reused by another sender leaves that sender an empty conversation
+    row (nothing rolls it back), which `calfline purge` removes like any idle one.
     """
     conv, msg = CONVERSATIONS, MESSAGES
     upsert = postgresql.insert(conv).values(
