@@ -326,19 +326,21 @@ class ConversationStore:
                 connection.begin() as transaction:
             # The conversation row stays locked until commit; opted_out is as of now.
             if turn.opt_change is None:  # the context is saved unless opted out meanwhile
-                touch = connection.execute(sql.touch_conversation_with_state,
-                                           {**sender, **context})
+                conversation_id, opted_out = self._rows(
+                    connection, "touch_with_state", sql.touch_conversation_with_state,
+                    {**sender, **context})[0]
             else:
-                touch = connection.execute(sql.touch_conversation, sender)
-            conversation_id, opted_out = touch.one()
-            inbound_id = connection.execute(sql.insert_inbound, {
+                conversation_id, opted_out = connection.execute(
+                    sql.touch_conversation, sender).one()
+            inserted = self._rows(connection, "inbound", sql.insert_inbound, {
                 "conversation_id": conversation_id, "direction": "in", "channel": channel,
                 "created_at": now, "body": clean_text(inbound.body)[:MAX_MESSAGE_CHARS],
                 "intent": turn.match.intent, "confidence": turn.match.confidence,
                 "template_id": None, "twilio_sid": short_text(inbound.twilio_sid, 64) or None,
                 "dedupe_key": inbound.dedupe_key, "reply_to_id": None,
                 "care": turn.match.care, "check_answer": check_answer(turn.match),
-                "language": turn.match.language}).scalar()
+                "language": turn.match.language})
+            inbound_id = inserted[0][0] if inserted else None
             if inbound_id is None:  # the dedupe key is taken: a re-sent webhook
                 stored = self._reply_for(connection, inbound.dedupe_key or "")
                 transaction.rollback()  # and with it the context saved above
@@ -355,12 +357,22 @@ class ConversationStore:
                     **context, "conversation_id": conversation_id,
                     "opted_out": turn.opt_change,
                     "opted_out_at": now if turn.opt_change else None})
-            connection.execute(sql.insert_reply, {
+            self._rows(connection, "reply", sql.insert_reply, {
                 "conversation_id": conversation_id, "direction": "out", "channel": channel,
                 "created_at": now, "body": text_, "intent": turn.match.intent,
                 "confidence": None, "template_id": template, "twilio_sid": None,
                 "dedupe_key": None, "reply_to_id": inbound_id, "language": turn.reply.language})
         return StoredReply(text_, template, conversation_id, turn.match.intent)
+
+    def _rows(self, connection: Connection, name: str, statement: Executable,
+              params: dict[str, Any]) -> list[Any]:
+        """Run one of the record's statements: on SQLite through the driver's own
+        cursor (statements.DriverStatement), elsewhere through SQLAlchemy."""
+        driver = self.sql.driver.get(name)
+        if driver is not None:
+            return driver.rows(connection, params)
+        result = connection.execute(statement, params)
+        return list(result.all()) if result.returns_rows else []
 
     def _record_in_one(self, connection: Connection, inbound: Inbound, turn: Turn,
                        conversation: dict[str, Any]) -> StoredReply:

@@ -9,6 +9,7 @@ import sys
 import tempfile
 import threading
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import event
@@ -189,3 +190,36 @@ def test_an_opted_out_sender_gets_no_text_but_a_call_is_answered(database_url: s
     state = store.state(PHONE, LINE)
     assert state.opted_out and state.last_intent is None  # opted out: context kept as it was
     store.close()
+
+
+def test_sqlite_driver_statements_write_what_sqlalchemy_writes(tmp_path: Any) -> None:
+    """The record's statements on the driver's cursor store the same values, in the same
+    text forms (UTC datetimes, booleans), as the same statements through SQLAlchemy."""
+    url = sqlite_url(tmp_path)
+    store = ConversationStore.open(url, SECRET)
+    assert set(store.sql.driver) == {"touch_with_state", "inbound", "reply"}
+    at = datetime(2026, 11, 30, 12, 0, 1, 123456, tzinfo=UTC)
+    match = Match("calf cramp", "calf cramp", "cramp_now", 0.9, care="none", language="en")
+    turn = Turn(match, Reply("Stretch it", "cramp_now.sms", language="en"),
+                ConversationState(last_intent="cramp_now", context_at=at, language="en"))
+    store.record(Inbound("sms", PHONE, LINE, "calf cramp", "SM1"), turn, at)
+    through_sqlalchemy = ConversationStore.open(url, SECRET)
+    through_sqlalchemy.sql.driver.clear()
+    through_sqlalchemy.record(Inbound("sms", "+15557654322", LINE, "calf cramp", "SM2"), turn, at)
+    raw = sqlite3.connect(url.removeprefix("sqlite:///"))
+    try:
+        ours, theirs = raw.execute(
+            "SELECT sender_last4, our_number, created_at, updated_at, opted_out, last_intent, "
+            "clarify_first, context_at, language FROM conversations ORDER BY id").fetchall()
+        assert ours[1:] == theirs[1:] and (ours[0], theirs[0]) == ("4321", "4322")
+        assert ours[2] == "2026-11-30 12:00:01.123456" and ours[4] == 0
+        rows = raw.execute("SELECT direction, channel, created_at, body, intent, confidence, "
+                           "template_id, twilio_sid, care, check_answer, language, "
+                           "reply_to_id IS NULL FROM messages ORDER BY id").fetchall()
+        assert [r[:7] + r[8:] for r in rows[:2]] == [r[:7] + r[8:] for r in rows[2:]]
+        assert [r[7] for r in rows] == ["SM1", None, "SM2", None]
+    finally:
+        raw.close()
+    assert store.state(PHONE, LINE) == through_sqlalchemy.state("+15557654322", LINE)
+    store.close()
+    through_sqlalchemy.close()
