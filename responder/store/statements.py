@@ -15,6 +15,7 @@ ON CONFLICT: SQLite (3.24+) and PostgreSQL (9.5+), the two the store supports.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -35,6 +36,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError
 
 from responder.dialogue.conversation import SILENT_TEMPLATE
 from responder.errors import ConfigError
@@ -96,6 +98,8 @@ class DriverStatement:
         cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
         try:
             return cursor.execute(self.sql, values).fetchall()
+        except sqlite3.Error as error:  # as SQLAlchemy would raise it: the guard sorts by it
+            raise DBAPIError.instance(self.sql, values, error, sqlite3.Error) from error
         finally:
             cursor.close()
 

@@ -12,7 +12,9 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
 from sqlalchemy import event
+from sqlalchemy import exc as sa_exc
 
 from responder.dialogue.conversation import SILENT_TEMPLATE, ConversationState, Turn
 from responder.dialogue.replies import Reply
@@ -223,3 +225,16 @@ def test_sqlite_driver_statements_write_what_sqlalchemy_writes(tmp_path: Any) ->
     assert store.state(PHONE, LINE) == through_sqlalchemy.state("+15557654322", LINE)
     store.close()
     through_sqlalchemy.close()
+
+
+def test_sqlite_driver_statement_errors_are_sqlalchemys(tmp_path: Any) -> None:
+    """The guard tells an outage from a bug by SQLAlchemy's exception classes."""
+    store = ConversationStore.open(sqlite_url(tmp_path), SECRET)
+    row = {"conversation_id": 999, "direction": "in", "channel": "sms",
+           "created_at": datetime.now(UTC), "body": "x", "intent": None, "confidence": None,
+           "template_id": None, "twilio_sid": None, "dedupe_key": "k", "reply_to_id": None,
+           "care": None, "check_answer": None, "language": None}
+    with store.engine.connect() as connection, connection.begin():
+        with pytest.raises(sa_exc.IntegrityError):  # no conversation 999: the foreign key
+            store.sql.driver["inbound"].rows(connection, row)
+    store.close()
