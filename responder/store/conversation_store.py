@@ -289,8 +289,9 @@ class ConversationStore:
 
     def _state(self, connection: Connection, key: SenderKey, number: str) -> ConversationState:
         with reading(connection):
-            row = connection.execute(self.sql.state,
-                                     {"sender_hash": key.hash, "our_number": number}).first()
+            rows = self._rows(connection, "state", self.sql.state,
+                              {"sender_hash": key.hash, "our_number": number})
+        row = rows[0] if rows else None
         if row is None:
             return ConversationState()
         opted_out, last_intent, first, second, context_at, language = row

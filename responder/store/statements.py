@@ -88,6 +88,12 @@ class DriverStatement:
                 raise ValueError(f"{name}: a parameter the caller does not give")
             processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
             self.plan.append((name, processor, None if name in keys else bind.effective_value))
+        # A SELECT's columns come back as SQLAlchemy gives them (booleans, aware datetimes).
+        columns = statement.selected_columns if isinstance(statement, Select) else ()
+        self.results = [column.type.dialect_impl(dialect).result_processor(dialect, None)
+                        for column in columns]
+        if not any(self.results):
+            self.results = []
 
     def rows(self, connection: Connection, params: Mapping[str, Any]) -> list[Any]:
         """Run the statement in the connection's transaction; return its rows."""
@@ -97,11 +103,16 @@ class DriverStatement:
             values.append(processor(value) if processor is not None else value)
         cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
         try:
-            return cursor.execute(self.sql, values).fetchall()
+            rows = cursor.execute(self.sql, values).fetchall()
         except sqlite3.Error as error:  # as SQLAlchemy would raise it: the guard sorts by it
             raise DBAPIError.instance(self.sql, values, error, sqlite3.Error) from error
         finally:
             cursor.close()
+        if not self.results:
+            return rows
+        return [tuple(value if process is None else process(value)
+                      for process, value in zip(self.results, row, strict=True))
+                for row in rows]
 
 
 class StoreStatements:
@@ -173,6 +184,8 @@ class StoreStatements:
                     ("sender_hash", "sender_last4", "our_number", "now", *STATE_COLUMNS[1:])),
                 "inbound": DriverStatement(self.insert_inbound, engine.dialect, INBOUND_KEYS),
                 "reply": DriverStatement(self.insert_reply, engine.dialect, REPLY_KEYS),
+                "state": DriverStatement(self.state, engine.dialect,
+                                         ("sender_hash", "our_number")),
             }
         # PostgreSQL: an ordinary message's whole record as one statement (in autocommit).
         self.record_in_one: Select[Any] | None = (

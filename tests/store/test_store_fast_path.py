@@ -199,7 +199,7 @@ def test_sqlite_driver_statements_write_what_sqlalchemy_writes(tmp_path: Any) ->
     text forms (UTC datetimes, booleans), as the same statements through SQLAlchemy."""
     url = sqlite_url(tmp_path)
     store = ConversationStore.open(url, SECRET)
-    assert set(store.sql.driver) == {"touch_with_state", "inbound", "reply"}
+    assert set(store.sql.driver) == {"touch_with_state", "inbound", "reply", "state"}
     at = datetime(2026, 11, 30, 12, 0, 1, 123456, tzinfo=UTC)
     match = Match("calf cramp", "calf cramp", "cramp_now", 0.9, care="none", language="en")
     turn = Turn(match, Reply("Stretch it", "cramp_now.sms", language="en"),
