@@ -2,10 +2,10 @@
 
     python bench/faults.py [--rate 20] [--short]    # ~3 min; --short: 3 s outages
 
-The issue's scenarios, each on a real gunicorn (deploy's defaults: 2 workers of
-4 threads, CALFLINE_WEBHOOK_BUDGET 5 s, CALFLINE_STORE_TIMEOUT 1 s,
-CALFLINE_REDIS_TIMEOUT 0.5 s): PostgreSQL stopped (connections refused) for
-10 s, frozen for 20 s, its connections dropped for 10 s; Redis stopped and
+The issue's scenarios, each on a real gunicorn (tests/servers.py: `--preload
+-w 2`, sync workers of one thread as deployed; CALFLINE_WEBHOOK_BUDGET 5 s,
+CALFLINE_STORE_TIMEOUT 1 s, CALFLINE_REDIS_TIMEOUT 0.5 s): PostgreSQL stopped
+(connections refused) for 10 s, frozen for 20 s, its connections dropped for 10 s; Redis stopped and
 frozen for 10 s each; the SQLite disk full for 10 s, and its database read-only
 after a worker restart for 10 s. The servers and checks are the fault tests'
 (tests/channels/fault_servers.py, tests/channels/outage.py): every text must get

@@ -19,12 +19,19 @@ from responder.web.logging_setup import redact_path
 # container use 0.0.0.0 (the Dockerfile does).
 bind = os.environ.get("CALFLINE_BIND") or "127.0.0.1:8000"
 
-# Matching is CPU-bound pure Python, so one process per core is the base.
-# A few threads per worker overlap the conversation store's database waits
-# and keep client connections alive (gthread); bench/webhook_load.py measured
-# about twice the requests per second of single-threaded sync workers.
+# Matching is CPU-bound pure Python, so one process per core is the base, and one
+# request at a time per process: since the store stopped waiting on the disk
+# (README "Performance"), more threads mostly queue for the GIL and for SQLite's
+# one writer. bench/webhook_load.py, back-to-back pairs against 4 threads: SQLite
+# 1.09-1.27x the requests per second and 0.64-0.72x the p99; PostgreSQL, whose
+# round trips threads do overlap, 0.80x the requests per second but 0.70x the
+# p99 (README "Performance"). The webhook still never
+# waits past its budget: the store's work has its own thread pool and time limit
+# (responder/store/guard.py), which the fault tests exercise on sync workers.
+# A sync worker needs a buffering proxy in front (nginx): a slow client holds it.
+# CALFLINE_THREADS=4 gives the gthread worker (keep-alive, overlapped waits).
 workers = int(os.environ.get("CALFLINE_WORKERS") or os.cpu_count() or 1)
-threads = int(os.environ.get("CALFLINE_THREADS") or 4)
+threads = int(os.environ.get("CALFLINE_THREADS") or 1)
 worker_class = "gthread" if threads > 1 else "sync"
 
 # Build the app (load intents, fit the matcher) once in the master, then fork:

@@ -30,6 +30,8 @@ SWITCH_MIN_WORDS = 3
 
 def fold(text: str) -> str:
     """Drop accents: 'sí' -> 'si', 'español' -> 'espanol'."""
+    if text.isascii():  # nothing to decompose
+        return text
     decomposed = unicodedata.normalize("NFKD", text)
     return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
 

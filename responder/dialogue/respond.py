@@ -84,4 +84,6 @@ class Responder:
 def clean_text(text: str | None) -> str:
     """Cap the length and drop NUL and control characters that no person typed."""
     text = (text or "")[:MAX_MESSAGE_CHARS]
+    if text.isprintable():  # nearly every message: no character to look at one by one
+        return text
     return "".join(ch if ch.isprintable() or ch in "\n\t" else " " for ch in text)

@@ -32,6 +32,7 @@ from responder.dialogue.respond import MAX_MESSAGE_CHARS, Responder
 from responder.dialogue.staff_answer import staff_answer
 from responder.frontdesk.clinics import Clinic, ClinicDirectory, variables_for_clinic
 from responder.frontdesk.conversation_page import conversation_context
+from responder.frontdesk.session_cookie import CachedSignerSessionInterface
 from responder.frontdesk.staff_audit import record_action
 from responder.nlu.catalog import CHANNELS
 from responder.store import audit
@@ -205,3 +206,4 @@ def configure_sessions(app: Any) -> None:
     app.config.setdefault("SESSION_COOKIE_SAMESITE", "Lax")
     app.config.setdefault("PERMANENT_SESSION_LIFETIME", timedelta(hours=SESSION_HOURS))
     app.config.setdefault("WTF_CSRF_TIME_LIMIT", SESSION_HOURS * 3600)
+    app.session_interface = CachedSignerSessionInterface()  # one signer per key, not per request

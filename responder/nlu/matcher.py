@@ -190,9 +190,10 @@ class Matcher:
             return Match(text, normalized, "out_of_scope", 1.0, reason="empty")
         model = self.model
         columns, weights = model.vocabulary.transform(normalized)
-        language, sure = self._language(normalized, columns, weights)
-        extra = sign_features(hits, self.detector.sign_names)
-        calm, urgency = model.joint.probabilities(columns, weights, extra)
+        verdict = model.joint.probabilities(
+            columns, weights, sign_features(hits, self.detector.sign_names))
+        language, sure = self._language(normalized, columns, verdict.language)
+        calm, urgency = verdict.intent, verdict.red_flag
         order = np.argsort(calm)[::-1]
         best, second = (model.intent.classes[int(i)] for i in order[:2])
         score, second_score = float(calm[order[0]]), float(calm[order[1]])
@@ -208,7 +209,7 @@ class Matcher:
             best, score = "out_of_scope", 1.0 - score
         care = self.catalog.intents[best].care
         unsure = any(h.status == "uncertain" for h in hits)
-        if unsure or urgency >= self.thresholds.check or self._text_urgency(columns, weights) >= \
+        if unsure or urgency >= self.thresholds.check or verdict.text_red_flag >= \
                 self.thresholds.text_check:
             care = "check"
         ambiguous = (
@@ -219,22 +220,16 @@ class Matcher:
                      ambiguous=ambiguous, signs=signs, care=care, red_flag_probability=urgency,
                      language=language, language_confidence=sure)
 
-    def _text_urgency(self, columns: np.ndarray, weights: np.ndarray) -> float:
-        """The words-only red-flag probability (0 for a model file without one)."""
-        model = self.model.text_red_flag
-        return float(model.probabilities(columns, weights)[1]) if model else 0.0
-
     def _language(
-        self, normalized: str, columns: np.ndarray, weights: np.ndarray
+        self, normalized: str, columns: np.ndarray, probabilities: np.ndarray | None
     ) -> tuple[str | None, float]:
         """Return the likelier language and its probability; None when the text says
         nothing of it: digits, or one word both languages use ("no", "ok")."""
         model = self.model.language
-        if model is None:
+        if model is None or probabilities is None:
             return self.catalog.language, 1.0
         if not len(columns) or not any(ch.isalpha() for ch in normalized):
             return None, 0.0
-        probabilities = model.probabilities(columns, weights)
         best = int(np.argmax(probabilities))
         language, sure = model.classes[best], round(float(probabilities[best]), 3)
         if " " in normalized:

@@ -34,6 +34,8 @@ _CACHE_LIMIT = 50_000
 
 def fold(text: str) -> str:
     """Drop accents and compatibility forms: 'Café' -> 'cafe', full-width -> ASCII."""
+    if text.isascii():  # ASCII is its own NFKD form: nothing to drop
+        return text
     decomposed = unicodedata.normalize("NFKD", text)
     return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
 

@@ -112,40 +112,75 @@ class LinearModel:
         if extra is not None and extra.size:
             text_rows = self.coef.shape[0] - extra.size
             logits = logits + extra @ self.coef[text_rows:]
-        if len(self.classes) == 2:  # sklearn's binary logit x is the pair (-x, x)
-            positive = 1.0 / (1.0 + math.exp(-2.0 * self.beta * float(logits[0])))
+        return self.calibrated(logits)
+
+    def calibrated(self, logits: np.ndarray) -> np.ndarray:
+        """Turn this model's logits into temperature-scaled class probabilities."""
+        if len(self.classes) == 2:
+            positive = self.positive(float(logits[0]))
             return np.array([1.0 - positive, positive])
         scaled = self.beta * logits
         scaled = np.exp(scaled - scaled.max())
         return scaled / scaled.sum()
 
+    def positive(self, logit: float) -> float:
+        """A binary model's probability of its second class, from its one logit."""
+        return 1.0 / (1.0 + math.exp(-2.0 * self.beta * logit))  # sklearn: the pair (-x, x)
+
+
+@dataclass(frozen=True)
+class JointVerdict:
+    """What the models of a JointModel say about one message."""
+
+    intent: np.ndarray  # the multiclass model's probabilities, in its class order
+    red_flag: float  # the red-flag model's positive probability (words and sign features)
+    text_red_flag: float  # the words-only red-flag model's (0.0 without one)
+    language: np.ndarray | None  # the language model's probabilities (None without one)
+
 
 class JointModel:
-    """A multiclass model and a binary one over the same vocabulary, applied together.
+    """The intent, red-flag, words-only red-flag and language models, applied together.
 
-    Their text weights sit side by side in one matrix, so a message costs one
-    gather and one product instead of two (bench/matcher.py); the results
-    equal each model's own probabilities().
+    All four read the same TF-IDF columns, so their text weights sit side by side
+    in one matrix: a message costs one gather and one product instead of four
+    (bench/matcher.py). Only the red-flag model has extra (sign) features, added
+    to its own logit. The results equal each model's own probabilities().
     """
 
-    def __init__(self, multiclass: LinearModel, binary: LinearModel) -> None:
-        text_rows = multiclass.coef.shape[0]
-        self.multiclass, self.binary = multiclass, binary
-        self._stacked = np.ascontiguousarray(
-            np.hstack([multiclass.coef, binary.coef[:text_rows]]))
-        self._intercept = np.append(multiclass.intercept, binary.intercept)
-        self._extra = binary.coef[text_rows:, 0]
+    def __init__(self, intent: LinearModel, red_flag: LinearModel,
+                 text_red_flag: LinearModel | None = None,
+                 language: LinearModel | None = None) -> None:
+        text_rows = intent.coef.shape[0]
+        if any(m is not None and len(m.classes) != 2 for m in (red_flag, text_red_flag)):
+            raise ValueError("the red-flag models must be binary")
+        self.intent, self.red_flag = intent, red_flag
+        self.text_red_flag, self.language = text_red_flag, language
+        models = [m for m in (intent, red_flag, text_red_flag, language) if m is not None]
+        widths = [m.coef.shape[1] for m in models]
+        ends = np.cumsum(widths).tolist()
+        self._stacked = np.ascontiguousarray(np.hstack([m.coef[:text_rows] for m in models]))
+        self._intercept = np.concatenate([m.intercept for m in models])
+        self._extra = red_flag.coef[text_rows:, 0]
+        # Where each model's logits sit in the product's row.
+        self._intent = slice(0, ends[0])
+        self._red_flag = ends[0]
+        self._text_red_flag = ends[1] if text_red_flag is not None else None
+        self._language = slice(ends[-2], ends[-1]) if language is not None else None
 
     def probabilities(
         self, columns: np.ndarray, weights: np.ndarray, extra: np.ndarray
-    ) -> tuple[np.ndarray, float]:
-        """Return the multiclass probabilities and the binary model's positive probability."""
+    ) -> JointVerdict:
+        """Return every model's probabilities for one featurized message."""
         logits = weights @ self._stacked[columns] + self._intercept
-        binary = float(logits[-1]) + float(extra @ self._extra)
-        positive = 1.0 / (1.0 + math.exp(-2.0 * self.binary.beta * binary))
-        scaled = self.multiclass.beta * logits[:-1]
-        scaled = np.exp(scaled - scaled.max())
-        return scaled / scaled.sum(), positive
+        urgency = self.red_flag.positive(float(logits[self._red_flag]) + float(extra @ self._extra))
+        text_urgency = 0.0
+        if self.text_red_flag is not None and self._text_red_flag is not None:
+            text_urgency = self.text_red_flag.positive(float(logits[self._text_red_flag]))
+        language = None
+        if self.language is not None and self._language is not None:
+            language = self.language.calibrated(logits[self._language])
+        return JointVerdict(self.intent.calibrated(logits[self._intent]), urgency,
+                            text_urgency, language)
 
 
 @dataclass(frozen=True)

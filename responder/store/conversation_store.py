@@ -19,8 +19,9 @@ Its public API (all times are aware UTC datetimes):
 `sender` is the caller's phone number as Twilio sends it (`From`); the store
 keeps only its HMAC-SHA256 and last 4 digits. `our_number` is `To`.
 
-A webhook costs one read and one write transaction (responder/store/statements.py
-has the statements and why they keep a re-sent webhook to one record).
+A webhook costs one read and one write transaction, or on PostgreSQL usually one
+read and one statement (responder/store/statements.py has the statements and why
+they keep a re-sent webhook to one record).
 """
 
 from __future__ import annotations
@@ -288,8 +289,9 @@ class ConversationStore:
 
     def _state(self, connection: Connection, key: SenderKey, number: str) -> ConversationState:
         with reading(connection):
-            row = connection.execute(self.sql.state,
-                                     {"sender_hash": key.hash, "our_number": number}).first()
+            rows = self._rows(connection, "state", self.sql.state,
+                              {"sender_hash": key.hash, "our_number": number})
+        row = rows[0] if rows else None
         if row is None:
             return ConversationState()
         opted_out, last_intent, first, second, context_at, language, held_by, held_at, \
@@ -321,6 +323,10 @@ class ConversationStore:
                    "language": state.language}
         sender = {"sender_hash": key.hash, "sender_last4": key.last4, "our_number": number,
                   "now": now}
+        # A conversation staff hold keeps the patient's number too: the full path.
+        if sql.record_in_one is not None and turn.opt_change is None \
+                and turn.state.held_since is None:
+            return self._record_in_one(connection, inbound, turn, {**sender, **context})
         # No fsync for an ordinary message; a changed opt-out survives even a power cut.
         # The PRAGMAs are the connection's own business: set outside the writers' queue,
         # which every other writer waits on.
@@ -328,19 +334,21 @@ class ConversationStore:
                 connection.begin() as transaction:
             # The conversation row stays locked until commit; opted_out is as of now.
             if turn.opt_change is None:  # the context is saved unless opted out meanwhile
-                touch = connection.execute(sql.touch_conversation_with_state,
-                                           {**sender, **context})
+                conversation_id, opted_out = self._rows(
+                    connection, "touch_with_state", sql.touch_conversation_with_state,
+                    {**sender, **context})[0]
             else:
-                touch = connection.execute(sql.touch_conversation, sender)
-            conversation_id, opted_out = touch.one()
-            inbound_id = connection.execute(sql.insert_inbound, {
+                conversation_id, opted_out = connection.execute(
+                    sql.touch_conversation, sender).one()
+            inserted = self._rows(connection, "inbound", sql.insert_inbound, {
                 "conversation_id": conversation_id, "direction": "in", "channel": channel,
                 "created_at": now, "body": clean_text(inbound.body)[:MAX_MESSAGE_CHARS],
                 "intent": turn.match.intent, "confidence": turn.match.confidence,
                 "template_id": None, "twilio_sid": short_text(inbound.twilio_sid, 64) or None,
                 "dedupe_key": inbound.dedupe_key, "reply_to_id": None,
                 "care": turn.match.care, "check_answer": check_answer(turn.match),
-                "language": turn.match.language}).scalar()
+                "language": turn.match.language})
+            inbound_id = inserted[0][0] if inserted else None
             if inbound_id is None:  # the dedupe key is taken: a re-sent webhook
                 stored = self._reply_for(connection, inbound.dedupe_key or "")
                 transaction.rollback()  # and with it the context saved above
@@ -357,7 +365,7 @@ class ConversationStore:
                     **context, "conversation_id": conversation_id,
                     "opted_out": turn.opt_change,
                     "opted_out_at": now if turn.opt_change else None})
-            connection.execute(sql.insert_reply, {
+            self._rows(connection, "reply", sql.insert_reply, {
                 "conversation_id": conversation_id, "direction": "out", "channel": channel,
                 "created_at": now, "body": text_, "intent": turn.match.intent,
                 "confidence": None, "template_id": template, "twilio_sid": None,
@@ -367,6 +375,45 @@ class ConversationStore:
                     "conversation_id": conversation_id,
                     "held_number": short_text(inbound.sender, 64)})
         return StoredReply(text_, template, conversation_id, turn.match.intent)
+
+    def _rows(self, connection: Connection, name: str, statement: Executable,
+              params: dict[str, Any]) -> list[Any]:
+        """Run one of the record's statements: on SQLite through the driver's own
+        cursor (statements.DriverStatement), elsewhere through SQLAlchemy."""
+        driver = self.sql.driver.get(name)
+        if driver is not None:
+            return driver.rows(connection, params)
+        result = connection.execute(statement, params)
+        return list(result.all()) if result.returns_rows else []
+
+    def _record_in_one(self, connection: Connection, inbound: Inbound, turn: Turn,
+                       conversation: dict[str, Any]) -> StoredReply:
+        """PostgreSQL, a message that leaves the opt-out alone: the record as one
+        statement in autocommit (statements.record_in_one_statement says how it keeps
+        a re-sent webhook to one record); a re-sent copy gets the first reply."""
+        assert self.sql.record_in_one is not None
+        match, reply = turn.match, turn.reply
+        with reading(connection):  # one statement, its own transaction: no BEGIN/COMMIT
+            row = connection.execute(self.sql.record_in_one, {
+                **conversation, "channel": short_text(inbound.channel, 8),
+                "body": clean_text(inbound.body)[:MAX_MESSAGE_CHARS],
+                "intent": match.intent, "confidence": match.confidence,
+                "twilio_sid": short_text(inbound.twilio_sid, 64) or None,
+                "dedupe_key": inbound.dedupe_key, "care": match.care,
+                "check_answer": check_answer(match), "message_language": match.language,
+                # Opted out meanwhile (a STOP on another worker): an SMS gets no reply;
+                # opt-out is about texts (Twilio error 21610), a call is still answered.
+                "may_silence": inbound.channel == "sms",
+                "reply_body": reply.text, "template_id": reply.template_id,
+                "reply_language": reply.language}).first()
+        if row is not None:
+            conversation_id, text_, template = row
+            return StoredReply(text_, template or "", conversation_id, match.intent)
+        with reading(connection):  # a re-sent webhook: its first reply
+            stored = self._reply_for(connection, inbound.dedupe_key or "")
+        if stored is None:  # never written: both rows go in one statement
+            raise RuntimeError("a recorded message has no reply row")
+        return stored
 
     def replay(self, turn: SpooledTurn) -> StoredReply:
         """Record a turn answered while the database was away, once per dedupe key.

@@ -1,7 +1,9 @@
 """The webhook's SQL, built once per store: SQLAlchemy Core statements, no ORM objects.
 
 Each inbound message costs one read (the sender's state) and one write
-transaction of three statements (four when it changes the opt-out).
+transaction of three statements (four when it changes the opt-out); on
+PostgreSQL a message that leaves the opt-out alone is recorded by one
+statement instead (record_in_one_statement).
 Idempotency rests on the database's unique constraints, not on a prior
 look-up: `INSERT ... ON CONFLICT DO NOTHING` on
 `messages.dedupe_key` inserts a webhook's message exactly once, also when two
@@ -13,11 +15,30 @@ ON CONFLICT: SQLite (3.24+) and PostgreSQL (9.5+), the two the store supports.
 
 from __future__ import annotations
 
+import sqlite3
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Engine, Table, bindparam, case, select, update
+from sqlalchemy import (
+    Connection,
+    Dialect,
+    Engine,
+    Select,
+    Table,
+    bindparam,
+    case,
+    cast,
+    exists,
+    literal,
+    null,
+    select,
+    true,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError
 
+from responder.dialogue.conversation import SILENT_TEMPLATE
 from responder.errors import ConfigError
 from responder.store.models import Conversation, Message
 
@@ -29,6 +50,12 @@ STATE_COLUMNS = ("opted_out", "last_intent", "clarify_first", "clarify_second", 
                  "language")
 # Read with the state, never written by a webhook: who took the conversation over, and when.
 HELD_COLUMNS = ("held_by", "held_at", "held_reply_at")
+# What the store gives for an inbound message's row and for a reply's.
+INBOUND_KEYS = ("conversation_id", "direction", "channel", "created_at", "body", "intent",
+                "confidence", "template_id", "twilio_sid", "dedupe_key", "reply_to_id", "care",
+                "check_answer", "language")
+REPLY_KEYS = ("conversation_id", "direction", "channel", "created_at", "body", "intent",
+              "confidence", "template_id", "twilio_sid", "dedupe_key", "reply_to_id", "language")
 
 
 def supported_insert(engine: Engine) -> Any:
@@ -40,6 +67,54 @@ def supported_insert(engine: Engine) -> Any:
             f"DATABASE_URL: the conversation store runs on SQLite or PostgreSQL, "
             f"not {engine.dialect.name}"
         ) from None
+
+
+class DriverStatement:
+    """A statement compiled once for SQLite and run on the driver's own cursor.
+
+    SQLAlchemy's execute() costs about 15 us a statement (its caches, events,
+    parameter and result processing) on top of SQLite's own work, and the
+    webhook's record runs three under the writers' queue, which every other
+    worker waits on. This keeps SQLAlchemy's SQL text and its bind processors
+    (the store's UTC datetimes as SQLite's text), worked out here once; the
+    transaction, its events (the guard's) and the connection stay SQLAlchemy's.
+    """
+
+    def __init__(self, statement: Any, dialect: Dialect, keys: Sequence[str]) -> None:
+        compiled = statement.compile(dialect=dialect, column_keys=list(keys))
+        self.sql = compiled.string
+        self.plan: list[tuple[str, Any, Any]] = []  # (name, processor, value if not given)
+        for name in compiled.positiontup or ():
+            bind = compiled.binds[name]
+            if name not in keys and bind.required:
+                raise ValueError(f"{name}: a parameter the caller does not give")
+            processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
+            self.plan.append((name, processor, None if name in keys else bind.effective_value))
+        # A SELECT's columns come back as SQLAlchemy gives them (booleans, aware datetimes).
+        columns = statement.selected_columns if isinstance(statement, Select) else ()
+        self.results = [column.type.dialect_impl(dialect).result_processor(dialect, None)
+                        for column in columns]
+        if not any(self.results):
+            self.results = []
+
+    def rows(self, connection: Connection, params: Mapping[str, Any]) -> list[Any]:
+        """Run the statement in the connection's transaction; return its rows."""
+        values = []
+        for name, processor, fixed in self.plan:
+            value = params[name] if name in params else fixed
+            values.append(processor(value) if processor is not None else value)
+        cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        try:
+            rows = cursor.execute(self.sql, values).fetchall()
+        except sqlite3.Error as error:  # as SQLAlchemy would raise it: the guard sorts by it
+            raise DBAPIError.instance(self.sql, values, error, sqlite3.Error) from error
+        finally:
+            cursor.close()
+        if not self.results:
+            return rows
+        return [tuple(value if process is None else process(value)
+                      for process, value in zip(self.results, row, strict=True))
+                for row in rows]
 
 
 class StoreStatements:
@@ -107,9 +182,90 @@ class StoreStatements:
             conv.c.id == bindparam("conversation_id"), conv.c.held_by.is_not(None)
         ).values(held_number=bindparam("held_number"))
         self.opted_out = select(conv.c.sender_hash, conv.c.our_number).where(conv.c.opted_out)
+        # SQLite: an ordinary message's three statements on the driver's cursor.
+        self.driver: dict[str, DriverStatement] = {}
+        if engine.dialect.name == "sqlite":
+            self.driver = {
+                "touch_with_state": DriverStatement(
+                    self.touch_conversation_with_state, engine.dialect,
+                    ("sender_hash", "sender_last4", "our_number", "now", *STATE_COLUMNS[1:])),
+                "inbound": DriverStatement(self.insert_inbound, engine.dialect, INBOUND_KEYS),
+                "reply": DriverStatement(self.insert_reply, engine.dialect, REPLY_KEYS),
+                "state": DriverStatement(self.state, engine.dialect,
+                                         ("sender_hash", "our_number")),
+            }
+        # PostgreSQL: an ordinary message's whole record as one statement (in autocommit).
+        self.record_in_one: Select[Any] | None = (
+            record_in_one_statement() if engine.dialect.name == "postgresql" else None)
         reply, inbound = msg.alias("reply"), msg.alias("inbound")
         self.reply_for = (
             select(reply.c.body, reply.c.template_id, reply.c.conversation_id, reply.c.intent)
             .join(inbound, reply.c.reply_to_id == inbound.c.id)
             .where(inbound.c.dedupe_key == bindparam("dedupe_key"))
         )
+
+
+def _typed(name: str, column: str, table: Table = MESSAGES) -> Any:
+    """A parameter with its column's type (an INSERT ... SELECT gives it none)."""
+    return bindparam(name, type_=table.c[column].type)
+
+
+def record_in_one_statement() -> Select[Any]:
+    """PostgreSQL: the conversation upsert (with the new context), the inbound message
+    and its reply as data-modifying CTEs of one statement: one round trip in
+    autocommit, where the three-statement transaction takes five (BEGIN, COMMIT).
+
+    It returns the reply's (conversation_id, body, template_id), or no row for a
+    re-sent webhook: its dedupe key is taken, so the inbound insert does nothing
+    and neither does the reply. Such a copy must not save its context either (the
+    transaction path rolls it back): the upsert leaves an existing row alone when a
+    message with this dedupe key is already committed. Two copies in flight at once
+    both see none; the second waits on the conversation row, saves the context it
+    decided from the same state, and inserts no message. A sender opted out
+    meanwhile (a STOP on another worker) keeps the context, and `may_silence`
+    (an SMS) makes the reply the silent one. Messages that change the opt-out
+    take the transaction path (one statement cannot update the row twice). A
+    dedupe key reused by another sender leaves that sender an empty conversation
+    row (nothing rolls it back), which `calfline purge` removes like any idle one.
+    """
+    conv, msg = CONVERSATIONS, MESSAGES
+    upsert = postgresql.insert(conv).values(
+        **{name: bindparam(name) for name in STATE_COLUMNS[1:]},
+        sender_hash=bindparam("sender_hash"), sender_last4=bindparam("sender_last4"),
+        our_number=bindparam("our_number"), created_at=bindparam("now"),
+        updated_at=bindparam("now"), opted_out=False,
+    )
+    kept_if_opted_out = {name: case((conv.c.opted_out, conv.c[name]),
+                                    else_=upsert.excluded[name])
+                         for name in STATE_COLUMNS[1:]}
+    recorded = exists().where(msg.c.dedupe_key == _typed("dedupe_key", "dedupe_key"))
+    conversation = upsert.on_conflict_do_update(
+        index_elements=[conv.c.sender_hash, conv.c.our_number],
+        set_={"updated_at": upsert.excluded.updated_at, **kept_if_opted_out},
+        where=~recorded,
+    ).returning(conv.c.id, conv.c.opted_out).cte("conversation")
+    inbound_columns = ("conversation_id", "direction", "channel", "created_at", "body",
+                       "intent", "confidence", "twilio_sid", "dedupe_key", "care",
+                       "check_answer", "language")
+    inbound = postgresql.insert(msg).from_select(inbound_columns, select(
+        conversation.c.id, literal("in", msg.c.direction.type), _typed("channel", "channel"),
+        _typed("now", "created_at"), _typed("body", "body"), _typed("intent", "intent"),
+        _typed("confidence", "confidence"), _typed("twilio_sid", "twilio_sid"),
+        _typed("dedupe_key", "dedupe_key"), _typed("care", "care"),
+        _typed("check_answer", "check_answer"), _typed("message_language", "language"),
+    )).on_conflict_do_nothing(index_elements=[msg.c.dedupe_key]).returning(
+        msg.c.id, msg.c.conversation_id).cte("inbound")
+    silenced = conversation.c.opted_out & bindparam("may_silence", type_=conv.c.opted_out.type)
+    reply_columns = ("conversation_id", "direction", "channel", "created_at", "body", "intent",
+                     "confidence", "template_id", "reply_to_id", "language")
+    reply = msg.insert().from_select(reply_columns, select(
+        inbound.c.conversation_id, literal("out", msg.c.direction.type),
+        _typed("channel", "channel"), _typed("now", "created_at"),
+        case((silenced, literal("", msg.c.body.type)), else_=_typed("reply_body", "body")),
+        _typed("intent", "intent"), cast(null(), msg.c.confidence.type),
+        case((silenced, literal(SILENT_TEMPLATE, msg.c.template_id.type)),
+             else_=_typed("template_id", "template_id")),
+        inbound.c.id, _typed("reply_language", "language"),
+    ).select_from(inbound.join(conversation, true()))).returning(
+        msg.c.conversation_id, msg.c.body, msg.c.template_id).cte("reply")
+    return select(reply.c.conversation_id, reply.c.body, reply.c.template_id)

@@ -1,6 +1,6 @@
 """Never silent: PostgreSQL or Redis refused, dropped or frozen under 20 signed texts a second.
 
-A real gunicorn (2 workers, 4 threads) reaches PostgreSQL and Redis through a
+A real gunicorn (2 sync workers, as deployed) reaches PostgreSQL and Redis through a
 FaultProxy this test owns (tests/channels/fault_servers.py); the machine's
 services are never touched. Each scenario breaks one path while signed webhooks
 arrive, heals it, and checks what tests/channels/outage.py lists: every webhook

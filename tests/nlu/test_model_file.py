@@ -76,9 +76,15 @@ def test_the_joint_product_equals_each_model(responder: Responder) -> None:
         normalized, _ = reader.read(text)
         _, extra = reader.featurize(text)
         columns, weights = model.vocabulary.transform(normalized)
-        calm, urgency = model.joint.probabilities(columns, weights, extra)
-        np.testing.assert_allclose(calm, model.intent.probabilities(columns, weights))
-        assert urgency == pytest.approx(model.red_flag.probabilities(columns, weights, extra)[1])
+        verdict = model.joint.probabilities(columns, weights, extra)
+        np.testing.assert_allclose(verdict.intent, model.intent.probabilities(columns, weights))
+        assert verdict.red_flag == pytest.approx(
+            model.red_flag.probabilities(columns, weights, extra)[1])
+        assert model.text_red_flag is not None and model.language is not None
+        assert verdict.text_red_flag == pytest.approx(
+            model.text_red_flag.probabilities(columns, weights)[1])
+        assert verdict.language is not None
+        np.testing.assert_allclose(verdict.language, model.language.probabilities(columns, weights))
 
 
 def test_the_file_keeps_the_spellers_words_for_the_next_start(responder: Responder,

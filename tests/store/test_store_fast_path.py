@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import threading
 import time
+from datetime import UTC, datetime
 from typing import Any
 
+import pytest
 from sqlalchemy import event
+from sqlalchemy import exc as sa_exc
 
 from responder.dialogue.conversation import SILENT_TEMPLATE, ConversationState, Turn
 from responder.dialogue.replies import Reply
@@ -17,7 +22,7 @@ from responder.nlu.matcher import Match
 from responder.store.conversation_store import ConversationStore, Inbound, idempotency_key
 from responder.store.database import WriterQueue
 from tests.conftest import ROOT
-from tests.databases import sqlite_url
+from tests.databases import postgres_schema, sqlite_url
 
 PHONE, LINE = "+15557654321", "+15550001000"
 SECRET = "a-long-random-test-secret"
@@ -139,3 +144,97 @@ def test_a_writer_that_dies_releases_the_queue(tmp_path: Any) -> None:
 
     threading.Thread(target=write, daemon=True).start()
     assert done.wait(timeout=5)
+
+
+def _round_trips(store: ConversationStore, work: Any) -> int:
+    """Run work() and count the requests psycopg sent (libpq's protocol trace: each
+    Sync or simple Query waits for the server)."""
+    trace = tempfile.TemporaryFile()
+
+    def _trace(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+        dbapi_connection.pgconn.trace(trace.fileno())
+
+    event.listen(store.engine, "checkout", _trace)
+    try:
+        work()
+    finally:
+        event.remove(store.engine, "checkout", _trace)
+    trace.seek(0)
+    lines = trace.read().decode("utf-8", "replace").splitlines()
+    trace.close()
+    return sum(1 for line in lines if re.search(r"\tF\t\d+\t(Sync|Query)\b", line))
+
+
+def test_postgresql_records_an_ordinary_message_in_one_statement() -> None:
+    with postgres_schema() as url:
+        store = ConversationStore.open(url, SECRET)
+        store.ping()  # a pooled connection, pinged now: the counts below are the webhook's
+        first = Inbound("sms", PHONE, LINE, "calf cramp", "SM1", idempotency_key("sms", "SM1"))
+        trips = _round_trips(store, lambda: store.exchange(first, lambda state: _turn()))
+        assert trips == 2  # the state read and the record: no BEGIN, no COMMIT
+        assert store.state(PHONE, LINE).last_intent == "cramp_now"
+        (conversation,) = store.recent_conversations([LINE])
+        inbound, reply = store.messages(conversation.id)
+        assert (inbound.direction, inbound.body, reply.direction, reply.body) == (
+            "in", "calf cramp", "out", "Stretch it")
+        later = Inbound("sms", PHONE, LINE, "STOP", "SM2", idempotency_key("sms", "SM2"))
+        assert _round_trips(store, lambda: store.exchange(later, lambda state: _stop())) > 2
+        store.close()
+
+
+def test_an_opted_out_sender_gets_no_text_but_a_call_is_answered(database_url: str) -> None:
+    store = ConversationStore.open(database_url, SECRET)
+    store.record(Inbound("sms", PHONE, LINE, "STOP"), _stop())
+    text = store.record(Inbound("sms", PHONE, LINE, "calf cramp"), _turn())
+    call = store.record(Inbound("voice", PHONE, LINE, "calf cramp"), _turn())
+    assert (text.text, text.template_id) == ("", SILENT_TEMPLATE)
+    assert (call.text, call.template_id) == ("Stretch it", "cramp_now.sms")
+    state = store.state(PHONE, LINE)
+    assert state.opted_out and state.last_intent is None  # opted out: context kept as it was
+    store.close()
+
+
+def test_sqlite_driver_statements_write_what_sqlalchemy_writes(tmp_path: Any) -> None:
+    """The record's statements on the driver's cursor store the same values, in the same
+    text forms (UTC datetimes, booleans), as the same statements through SQLAlchemy."""
+    url = sqlite_url(tmp_path)
+    store = ConversationStore.open(url, SECRET)
+    assert set(store.sql.driver) == {"touch_with_state", "inbound", "reply", "state"}
+    at = datetime(2026, 11, 30, 12, 0, 1, 123456, tzinfo=UTC)
+    match = Match("calf cramp", "calf cramp", "cramp_now", 0.9, care="none", language="en")
+    turn = Turn(match, Reply("Stretch it", "cramp_now.sms", language="en"),
+                ConversationState(last_intent="cramp_now", context_at=at, language="en"))
+    store.record(Inbound("sms", PHONE, LINE, "calf cramp", "SM1"), turn, at)
+    through_sqlalchemy = ConversationStore.open(url, SECRET)
+    through_sqlalchemy.sql.driver.clear()
+    through_sqlalchemy.record(Inbound("sms", "+15557654322", LINE, "calf cramp", "SM2"), turn, at)
+    raw = sqlite3.connect(url.removeprefix("sqlite:///"))
+    try:
+        ours, theirs = raw.execute(
+            "SELECT sender_last4, our_number, created_at, updated_at, opted_out, last_intent, "
+            "clarify_first, context_at, language FROM conversations ORDER BY id").fetchall()
+        assert ours[1:] == theirs[1:] and (ours[0], theirs[0]) == ("4321", "4322")
+        assert ours[2] == "2026-11-30 12:00:01.123456" and ours[4] == 0
+        rows = raw.execute("SELECT direction, channel, created_at, body, intent, confidence, "
+                           "template_id, twilio_sid, care, check_answer, language, "
+                           "reply_to_id IS NULL FROM messages ORDER BY id").fetchall()
+        assert [r[:7] + r[8:] for r in rows[:2]] == [r[:7] + r[8:] for r in rows[2:]]
+        assert [r[7] for r in rows] == ["SM1", None, "SM2", None]
+    finally:
+        raw.close()
+    assert store.state(PHONE, LINE) == through_sqlalchemy.state("+15557654322", LINE)
+    store.close()
+    through_sqlalchemy.close()
+
+
+def test_sqlite_driver_statement_errors_are_sqlalchemys(tmp_path: Any) -> None:
+    """The guard tells an outage from a bug by SQLAlchemy's exception classes."""
+    store = ConversationStore.open(sqlite_url(tmp_path), SECRET)
+    row = {"conversation_id": 999, "direction": "in", "channel": "sms",
+           "created_at": datetime.now(UTC), "body": "x", "intent": None, "confidence": None,
+           "template_id": None, "twilio_sid": None, "dedupe_key": "k", "reply_to_id": None,
+           "care": None, "check_answer": None, "language": None}
+    with store.engine.connect() as connection, connection.begin():
+        with pytest.raises(sa_exc.IntegrityError):  # no conversation 999: the foreign key
+            store.sql.driver["inbound"].rows(connection, row)
+    store.close()

@@ -134,7 +134,7 @@ def test_gunicorn_config_defaults() -> None:
     settings = runpy.run_path(str(DEPLOY / "gunicorn.conf.py"))
     assert settings["preload_app"] is True  # the trained matcher is shared, not rebuilt
     assert settings["workers"] >= 1 and settings["bind"] == "127.0.0.1:8000"
-    assert settings["threads"] == 4 and settings["worker_class"] == "gthread"
+    assert settings["threads"] == 1 and settings["worker_class"] == "sync"
     assert settings["accesslog"] == "-"
     for atom in ("%(r)s", "%(q)s", "%(f)s", "%(u)s", "}i)s"):  # request line, query, referer
         assert atom not in settings["access_log_format"]

@@ -1,0 +1,46 @@
+"""The session signer kept per key still signs, verifies and follows a key change."""
+
+from __future__ import annotations
+
+from flask import Flask, session
+
+from responder.frontdesk.session_cookie import CachedSignerSessionInterface
+
+
+def session_app() -> Flask:
+    app = Flask(__name__)
+    app.config["SECRET_KEY"] = "first-key-" + "x" * 22
+    app.session_interface = CachedSignerSessionInterface()
+
+    @app.post("/in")
+    def sign_in() -> str:
+        session["user"] = "ana"
+        return "ok"
+
+    @app.get("/who")
+    def who() -> str:
+        return str(session.get("user", "nobody"))
+
+    return app
+
+
+def test_a_signed_session_round_trips_and_a_new_key_refuses_the_old_cookie() -> None:
+    app = session_app()
+    client = app.test_client()
+    client.post("/in")
+    assert client.get("/who").text == "ana"
+    assert client.get("/who").text == "ana"  # the kept signer verifies it again
+    app.config["SECRET_KEY"] = "second-key-" + "y" * 21
+    assert client.get("/who").text == "nobody"  # not the first key's signer any more
+    app.config["SECRET_KEY_FALLBACKS"] = ["first-key-" + "x" * 22]
+    assert client.get("/who").text == "ana"  # the old key as a fallback verifies it
+
+
+def test_the_signer_is_built_once_per_key() -> None:
+    app = session_app()
+    interface = app.session_interface
+    assert isinstance(interface, CachedSignerSessionInterface)
+    first = interface.get_signing_serializer(app)
+    assert first is not None and interface.get_signing_serializer(app) is first
+    app.config["SECRET_KEY"] = "second-key-" + "y" * 21
+    assert interface.get_signing_serializer(app) is not first
