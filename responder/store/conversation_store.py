@@ -379,7 +379,7 @@ class ConversationStore:
     def _rows(self, connection: Connection, name: str, statement: Executable,
               params: dict[str, Any]) -> list[Any]:
         """Run one of the record's statements: on SQLite through the driver's own
-        cursor (statements.DriverStatement), elsewhere through SQLAlchemy."""
+        cursor (store/driver_statement.py), elsewhere through SQLAlchemy."""
         driver = self.sql.driver.get(name)
         if driver is not None:
             return driver.rows(connection, params)

@@ -15,13 +15,9 @@ ON CONFLICT: SQLite (3.24+) and PostgreSQL (9.5+), the two the store supports.
 
 from __future__ import annotations
 
-import sqlite3
-from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import (
-    Connection,
-    Dialect,
     Engine,
     Select,
     Table,
@@ -36,10 +32,10 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import DBAPIError
 
 from responder.dialogue.conversation import SILENT_TEMPLATE
 from responder.errors import ConfigError
+from responder.store.driver_statement import DriverStatement
 from responder.store.models import Conversation, Message
 
 CONVERSATIONS: Table = Conversation.__table__  # type: ignore[assignment]
@@ -67,54 +63,6 @@ def supported_insert(engine: Engine) -> Any:
             f"DATABASE_URL: the conversation store runs on SQLite or PostgreSQL, "
             f"not {engine.dialect.name}"
         ) from None
-
-
-class DriverStatement:
-    """A statement compiled once for SQLite and run on the driver's own cursor.
-
-    SQLAlchemy's execute() costs about 15 us a statement (its caches, events,
-    parameter and result processing) on top of SQLite's own work, and the
-    webhook's record runs three under the writers' queue, which every other
-    worker waits on. This keeps SQLAlchemy's SQL text and its bind processors
-    (the store's UTC datetimes as SQLite's text), worked out here once; the
-    transaction, its events (the guard's) and the connection stay SQLAlchemy's.
-    """
-
-    def __init__(self, statement: Any, dialect: Dialect, keys: Sequence[str]) -> None:
-        compiled = statement.compile(dialect=dialect, column_keys=list(keys))
-        self.sql = compiled.string
-        self.plan: list[tuple[str, Any, Any]] = []  # (name, processor, value if not given)
-        for name in compiled.positiontup or ():
-            bind = compiled.binds[name]
-            if name not in keys and bind.required:
-                raise ValueError(f"{name}: a parameter the caller does not give")
-            processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
-            self.plan.append((name, processor, None if name in keys else bind.effective_value))
-        # A SELECT's columns come back as SQLAlchemy gives them (booleans, aware datetimes).
-        columns = statement.selected_columns if isinstance(statement, Select) else ()
-        self.results = [column.type.dialect_impl(dialect).result_processor(dialect, None)
-                        for column in columns]
-        if not any(self.results):
-            self.results = []
-
-    def rows(self, connection: Connection, params: Mapping[str, Any]) -> list[Any]:
-        """Run the statement in the connection's transaction; return its rows."""
-        values = []
-        for name, processor, fixed in self.plan:
-            value = params[name] if name in params else fixed
-            values.append(processor(value) if processor is not None else value)
-        cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
-        try:
-            rows = cursor.execute(self.sql, values).fetchall()
-        except sqlite3.Error as error:  # as SQLAlchemy would raise it: the guard sorts by it
-            raise DBAPIError.instance(self.sql, values, error, sqlite3.Error) from error
-        finally:
-            cursor.close()
-        if not self.results:
-            return rows
-        return [tuple(value if process is None else process(value)
-                      for process, value in zip(self.results, row, strict=True))
-                for row in rows]
 
 
 class StoreStatements:
