@@ -65,6 +65,26 @@ def supported_insert(engine: Engine) -> Any:
         ) from None
 
 
+def new_conversation(insert: Any, with_context: bool = False) -> Any:
+    """The INSERT of a sender's conversation row, with the message's context if asked."""
+    names = STATE_COLUMNS[1:] if with_context else ()
+    context: dict[str, Any] = {name: bindparam(name) for name in names}
+    return insert(CONVERSATIONS).values(
+        **context,
+        sender_hash=bindparam("sender_hash"), sender_last4=bindparam("sender_last4"),
+        our_number=bindparam("our_number"), created_at=bindparam("now"),
+        updated_at=bindparam("now"), opted_out=False,
+    )
+
+
+def context_unless_opted_out(upsert: Any) -> dict[str, Any]:
+    """On conflict, the new context, except for a sender who opted out meanwhile (a STOP
+    on another worker): that row keeps what it had."""
+    conv = CONVERSATIONS
+    return {name: case((conv.c.opted_out, conv.c[name]), else_=upsert.excluded[name])
+            for name in STATE_COLUMNS[1:]}
+
+
 class StoreStatements:
     """Every statement one webhook runs, constructed once so only parameters change."""
 
@@ -76,26 +96,15 @@ class StoreStatements:
         self.state = select(*(conv.c[name] for name in STATE_COLUMNS + HELD_COLUMNS)
                             ).where(same_sender)
         # Creates the conversation or takes its row lock, and reads the opt-out as of now.
-        upsert = insert(conv).values(
-            sender_hash=bindparam("sender_hash"), sender_last4=bindparam("sender_last4"),
-            our_number=bindparam("our_number"), created_at=bindparam("now"),
-            updated_at=bindparam("now"), opted_out=False,
-        )
+        upsert = new_conversation(insert)
         same_row = [conv.c.sender_hash, conv.c.our_number]
         self.touch_conversation = upsert.on_conflict_do_update(
             index_elements=same_row, set_={"updated_at": upsert.excluded.updated_at},
         ).returning(conv.c.id, conv.c.opted_out)
         # The same, saving a message's new context in that statement too, unless the
         # sender has opted out meanwhile (a STOP on another worker): one round trip less.
-        with_state = insert(conv).values(
-            **{name: bindparam(name) for name in STATE_COLUMNS[1:]},
-            sender_hash=bindparam("sender_hash"), sender_last4=bindparam("sender_last4"),
-            our_number=bindparam("our_number"), created_at=bindparam("now"),
-            updated_at=bindparam("now"), opted_out=False,
-        )
-        kept_if_opted_out = {name: case((conv.c.opted_out, conv.c[name]),
-                                        else_=with_state.excluded[name])
-                             for name in STATE_COLUMNS[1:]}
+        with_state = new_conversation(insert, with_context=True)
+        kept_if_opted_out = context_unless_opted_out(with_state)
         self.touch_conversation_with_state = with_state.on_conflict_do_update(
             index_elements=same_row,
             set_={"updated_at": with_state.excluded.updated_at, **kept_if_opted_out},
@@ -110,11 +119,7 @@ class StoreStatements:
         # A turn replayed from the spool (responder/store/spool.py) happened earlier than
         # what the database may hold by now: it never moves updated_at back, never touches
         # the context, and changes the opt-out only if no later message has come in.
-        replayed = insert(conv).values(
-            sender_hash=bindparam("sender_hash"), sender_last4=bindparam("sender_last4"),
-            our_number=bindparam("our_number"), created_at=bindparam("now"),
-            updated_at=bindparam("now"), opted_out=False,
-        )
+        replayed = new_conversation(insert)
         self.touch_conversation_replayed = replayed.on_conflict_do_update(
             index_elements=same_row,
             set_={"updated_at": case((conv.c.updated_at > replayed.excluded.updated_at,
@@ -177,15 +182,8 @@ def record_in_one_statement() -> Select[Any]:
     row (nothing rolls it back), which `calfline purge` removes like any idle one.
     """
     conv, msg = CONVERSATIONS, MESSAGES
-    upsert = postgresql.insert(conv).values(
-        **{name: bindparam(name) for name in STATE_COLUMNS[1:]},
-        sender_hash=bindparam("sender_hash"), sender_last4=bindparam("sender_last4"),
-        our_number=bindparam("our_number"), created_at=bindparam("now"),
-        updated_at=bindparam("now"), opted_out=False,
-    )
-    kept_if_opted_out = {name: case((conv.c.opted_out, conv.c[name]),
-                                    else_=upsert.excluded[name])
-                         for name in STATE_COLUMNS[1:]}
+    upsert = new_conversation(postgresql.insert, with_context=True)
+    kept_if_opted_out = context_unless_opted_out(upsert)
     recorded = exists().where(msg.c.dedupe_key == _typed("dedupe_key", "dedupe_key"))
     conversation = upsert.on_conflict_do_update(
         index_elements=[conv.c.sender_hash, conv.c.our_number],
