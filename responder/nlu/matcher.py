@@ -23,6 +23,7 @@ import logging
 import re
 import time
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -130,7 +131,13 @@ class MessageReader:
     def __init__(self, catalog: Catalog, english: frozenset[str] | None = None) -> None:
         self.english = english if english is not None else english_words()
         base = Normalizer(catalog.lexicon, self.english)
-        vocabulary = {w for text, _, _ in catalog.examples() for w in base.clean(text)}
+        # How many examples of each language use each word: the speller's vocabulary,
+        # and the one-word language evidence (word_languages), from one pass.
+        self.word_counts: dict[str, Counter[str]] = {}
+        for text, _, language in catalog.examples():
+            self.word_counts.setdefault(language, Counter()).update(set(base.clean(text)))
+        vocabulary = {w for counts in self.word_counts.values() for w in counts}
+        self.example_words = frozenset(vocabulary)
         vocabulary |= {str(w) for w in catalog.lexicon.get("content_words", [])}
         self.normalizer = base.with_vocabulary(vocabulary)
         self.detector = RedFlagDetector(catalog.red_flags, catalog.lexicon)
@@ -167,9 +174,7 @@ class Matcher:
         self.normalizer = self.reader.normalizer
         self.detector = self.reader.detector
         self.model = load_or_fit(catalog, self.reader, path)
-        self._one_word_languages = word_languages(catalog, self.normalizer)
-        self._example_words = frozenset(
-            w for text, _, _ in catalog.examples() for w in self.normalizer.clean(text))
+        self._one_word_languages = word_languages(self.reader.word_counts)
 
     def command(self, text: str) -> str | None:
         """Return the intent of an exact command word ("STOP", " help! "), else None."""
@@ -239,19 +244,17 @@ class Matcher:
         one = self._one_word_languages.get(normalized)
         if one:
             return one, 1.0
-        unseen = normalized not in self._example_words
+        unseen = normalized not in self.reader.example_words
         return (language, sure) if unseen and sure >= ONE_UNSEEN_WORD_SURE else (None, 0.0)
 
 
-def word_languages(catalog: Catalog, normalizer: Normalizer, share: float = 0.1) -> dict[str, str]:
+def word_languages(counts: Mapping[str, Counter[str]], share: float = 0.1) -> dict[str, str]:
     """Map each example word to its language when the other languages use it rarely.
 
-    A one-word message is language evidence only through such a word: "hola" is
-    Spanish, but "no" and "ok" are written in both and say nothing.
+    `counts` is how many examples of each language use each word. A one-word
+    message is language evidence only through such a word: "hola" is Spanish,
+    but "no" and "ok" are written in both and say nothing.
     """
-    counts: dict[str, Counter[str]] = {}
-    for text, _, language in catalog.examples():
-        counts.setdefault(language, Counter()).update(set(normalizer.clean(text)))
     words: dict[str, str] = {}
     for language, counter in counts.items():
         others = [c for lang, c in counts.items() if lang != language]
