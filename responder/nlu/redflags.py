@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import bisect
 import re
+import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -112,7 +113,6 @@ class RedFlagDetector:
         self._unsure_before = _phrase_regex(ctx.get("uncertain_before", []))
         self._unsure_after = _phrase_regex(ctx.get("uncertain_after", []))
         self._past_before = _phrase_regex(ctx.get("historical_before", []))
-        self._family = _phrase_regex(ctx.get("family_history_before", []))
         self._hypothetical = _phrase_regex(ctx.get("hypothetical_before", []))
         self._past_after = _phrase_regex(ctx.get("historical_after", []))
         parts = lexicon.get("body_parts", {})
@@ -169,13 +169,12 @@ class _Context:
             span for span in tokens.find(_CLAUSE_JOINS) if span[1] not in sign_starts
         ]
         ends = tokens.find(_SENTENCE_ENDS)
-        self.terminators = free(tokens.find(rules._terminators) + joins) + ends
         # "Denies CP, SOB, calf swelling, recent travel, numbness": a clinic's list runs
         # to the end of its sentence (ConText's scope), through commas and nouns alike.
-        self.neg_sentence = free(tokens.find(rules._neg_sentence))
         self.sentence_ends = free(tokens.find(rules._terminators)) + ends
+        self.terminators = self.sentence_ends + free(joins)
+        self.neg_sentence = free(tokens.find(rules._neg_sentence))
         self.past_before = tokens.find(rules._past_before)
-        self.family = tokens.find(rules._family)
         self.hypothetical = tokens.find(rules._hypothetical)
         self.past_after = tokens.find(rules._past_after)
         self.others = tokens.find(rules._others)
@@ -188,12 +187,8 @@ class _Context:
         window, after = self.rules._window, self.rules._window_after
         if self._before(self.neg_before, span, window) or self._after(self.neg_after, span, after):
             return "negated"
-        if any(t[1] <= span[0] and not any(t[1] <= e[0] and e[1] <= span[0]
-                                           for e in self.sentence_ends)
-               for t in self.neg_sentence):
+        if self._before(self.neg_sentence, span, sys.maxsize, self.sentence_ends):
             return "negated"
-        if self._before(self.family, span, window + 3):
-            return "historical"  # a relative's, in the past: family history
         if self._before(self.past_before, span, window + 3) or self._after(
             self.past_after, span, window
         ):
@@ -208,9 +203,11 @@ class _Context:
             return "other_person"
         return "present"
 
-    def _before(self, triggers: list[Span], span: Span, window: int) -> bool:
+    def _before(self, triggers: list[Span], span: Span, window: int,
+                stops: list[Span] | None = None) -> bool:
         return any(
-            t[1] <= span[0] and span[0] - t[1] <= window and not self._closed(t[1], span[0])
+            t[1] <= span[0] and span[0] - t[1] <= window
+            and not self._closed(t[1], span[0], stops)
             for t in triggers
         )
 
@@ -220,9 +217,11 @@ class _Context:
             for t in triggers
         )
 
-    def _closed(self, start: int, end: int) -> bool:
-        """Return True when a terminator ("but") stands between two token positions."""
-        return any(start <= t[0] and t[1] <= end for t in self.terminators)
+    def _closed(self, start: int, end: int, stops: list[Span] | None = None) -> bool:
+        """Return True when a terminator ("but"; or one of `stops`) stands between two
+        token positions."""
+        return any(start <= t[0] and t[1] <= end
+                   for t in (self.terminators if stops is None else stops))
 
 
 _LIST_JOINS = frozenset({",", "and", "or", "nor", "y", "e", "o", "u", "ni"})
