@@ -129,7 +129,8 @@ def clock(moment: datetime) -> str:
     return f"{hour}{suffix}" if moment.minute == 0 else f"{hour}:{moment.minute:02d}{suffix}"
 
 
-DAY_NAMES_ES = ("lunes", "martes", "miércoles", "jueves", "viernes", "sábado", "domingo")
+# Without á (not GSM-7): "sabado" in an SMS keeps it two segments (intents/README.md).
+DAY_NAMES_ES = ("lunes", "martes", "miercoles", "jueves", "viernes", "sabado", "domingo")
 # The words of {callback_when} per language; Spanish stays GSM-7 (no á í ó ú) for SMS.
 WORDS = {
     "en": {"today": "today", "tomorrow": "tomorrow", "on": "on {day}", "before": "before {time}",
@@ -157,7 +158,7 @@ def _day_word(moment: datetime, today: date, language: str = "en") -> str:
         return words["tomorrow"]
     names = DAY_NAMES_ES if language == "es" else DAY_NAMES
     day = names[moment.weekday()]
-    return words["on"].format(day=day.replace("é", "e").replace("á", "a"))
+    return words["on"].format(day=day)
 
 
 def callback_when(
