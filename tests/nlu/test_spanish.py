@@ -29,6 +29,8 @@ def _sms_templates() -> list[tuple[str, str]]:
     texts += [(f"{i.id}.{c}.{k}", t) for i in SPANISH.intents.values()
               for c, replies in i.care_replies.items()
               for k, t in replies.items() if k.startswith("sms")]
+    texts += [(f"{i.id}.callback.sms", i.callback_replies["sms"])
+              for i in SPANISH.intents.values() if i.callback_replies]
     return texts + [(f"system.{n}", t["sms"]) for n, t in SPANISH.system.items()]
 
 
