@@ -45,6 +45,7 @@ from responder.nlu.redflags import RedFlagDetector, SignHit, sign_features
 
 _EDGE_PUNCTUATION = re.compile(r"^[\W_]+|[\W_]+$")
 _CLAUSE_WORDS = re.compile(r" [,.](?= )")  # the normalizer's clause marks, for the models
+_ASCII_LETTER = re.compile(r"[A-Za-z]")
 _LOG = logging.getLogger(__name__)
 # An unseen one-word message ("holis") is language evidence only this clearly.
 ONE_UNSEEN_WORD_SURE = 0.95
@@ -199,9 +200,9 @@ class Matcher:
             columns, weights, sign_features(hits, self.detector.sign_names))
         language, sure = self._language(normalized, columns, verdict.language)
         calm, urgency = verdict.intent, verdict.red_flag
-        order = np.argsort(calm)[::-1]
-        best, second = (model.intent.classes[int(i)] for i in order[:2])
-        score, second_score = float(calm[order[0]]), float(calm[order[1]])
+        first, runner = _top_two(calm)
+        best, second = model.intent.classes[first], model.intent.classes[runner]
+        score, second_score = calm[first], calm[runner]
         signs, urgency = tuple(hits), round(urgency, 4)
         present = [h for h in hits if h.present]
         if any(h.fires_alone for h in present) or (urgency >= self.thresholds.urgent and present):
@@ -226,17 +227,17 @@ class Matcher:
                      language=language, language_confidence=sure)
 
     def _language(
-        self, normalized: str, columns: np.ndarray, probabilities: np.ndarray | None
+        self, normalized: str, columns: np.ndarray, probabilities: tuple[float, ...] | None
     ) -> tuple[str | None, float]:
         """Return the likelier language and its probability; None when the text says
         nothing of it: digits, or one word both languages use ("no", "ok")."""
         model = self.model.language
         if model is None or probabilities is None:
             return self.catalog.language, 1.0
-        if not len(columns) or not any(ch.isalpha() for ch in normalized):
+        if not len(columns) or not _has_letter(normalized):
             return None, 0.0
-        best = int(np.argmax(probabilities))
-        language, sure = model.classes[best], round(float(probabilities[best]), 3)
+        best = max(range(len(probabilities)), key=probabilities.__getitem__)  # first of ties
+        language, sure = model.classes[best], round(probabilities[best], 3)
         if " " in normalized:
             return language, sure
         # One word: a word of the examples counts only when one language owns it; a
@@ -246,6 +247,21 @@ class Matcher:
             return one, 1.0
         unseen = normalized not in self.reader.example_words
         return (language, sure) if unseen and sure >= ONE_UNSEEN_WORD_SURE else (None, 0.0)
+
+
+def _top_two(probabilities: tuple[float, ...]) -> tuple[int, int]:
+    """Return the indices of the two likeliest classes, as np.argsort(p)[::-1][:2] orders
+    them (a tie puts the later class first); sorting a dozen floats in Python is cheaper
+    than numpy's call overhead."""
+    ascending = sorted(range(len(probabilities)), key=probabilities.__getitem__)
+    return ascending[-1], ascending[-2]
+
+
+def _has_letter(text: str) -> bool:
+    """True when any character is a letter (str.isalpha); one regex scan for ASCII text."""
+    if text.isascii():
+        return _ASCII_LETTER.search(text) is not None
+    return any(ch.isalpha() for ch in text)
 
 
 def word_languages(counts: Mapping[str, Counter[str]], share: float = 0.1) -> dict[str, str]:

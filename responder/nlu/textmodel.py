@@ -128,14 +128,27 @@ class LinearModel:
         return 1.0 / (1.0 + math.exp(-2.0 * self.beta * logit))  # sklearn: the pair (-x, x)
 
 
+def softmax(logits: Sequence[float], beta: float) -> tuple[float, ...]:
+    """Temperature-scaled softmax in plain Python.
+
+    For the handful of classes a message is scored on, each numpy call costs
+    more than the arithmetic; this gives LinearModel.calibrated's values.
+    """
+    scaled = [beta * logit for logit in logits]
+    top = max(scaled)
+    exps = [math.exp(value - top) for value in scaled]
+    total = sum(exps)
+    return tuple(value / total for value in exps)
+
+
 @dataclass(frozen=True)
 class JointVerdict:
     """What the models of a JointModel say about one message."""
 
-    intent: np.ndarray  # the multiclass model's probabilities, in its class order
+    intent: tuple[float, ...]  # the multiclass model's probabilities, in its class order
     red_flag: float  # the red-flag model's positive probability (words and sign features)
     text_red_flag: float  # the words-only red-flag model's (0.0 without one)
-    language: np.ndarray | None  # the language model's probabilities (None without one)
+    language: tuple[float, ...] | None  # the language model's probabilities (None without one)
 
 
 class JointModel:
@@ -171,16 +184,25 @@ class JointModel:
         self, columns: np.ndarray, weights: np.ndarray, extra: np.ndarray
     ) -> JointVerdict:
         """Return every model's probabilities for one featurized message."""
-        logits = weights @ self._stacked[columns] + self._intercept
-        urgency = self.red_flag.positive(float(logits[self._red_flag]) + float(extra @ self._extra))
+        # One product in numpy, then plain floats: the logits are a dozen numbers.
+        logits = (weights @ self._stacked[columns] + self._intercept).tolist()
+        urgency = self.red_flag.positive(logits[self._red_flag] + float(extra @ self._extra))
         text_urgency = 0.0
         if self.text_red_flag is not None and self._text_red_flag is not None:
-            text_urgency = self.text_red_flag.positive(float(logits[self._text_red_flag]))
+            text_urgency = self.text_red_flag.positive(logits[self._text_red_flag])
         language = None
         if self.language is not None and self._language is not None:
-            language = self.language.calibrated(logits[self._language])
-        return JointVerdict(self.intent.calibrated(logits[self._intent]), urgency,
+            language = _calibrated(self.language, logits[self._language])
+        return JointVerdict(_calibrated(self.intent, logits[self._intent]), urgency,
                             text_urgency, language)
+
+
+def _calibrated(model: LinearModel, logits: list[float]) -> tuple[float, ...]:
+    """LinearModel.calibrated on plain floats."""
+    if len(model.classes) == 2:
+        positive = model.positive(logits[0])
+        return (1.0 - positive, positive)
+    return softmax(logits, model.beta)
 
 
 @dataclass(frozen=True)
