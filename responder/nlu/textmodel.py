@@ -62,25 +62,34 @@ class Vocabulary:
     def __init__(self, index: dict[str, int], idf: np.ndarray) -> None:
         self.index = index
         self.idf = idf
-        self._word_columns: dict[str, list[int]] = {}
+        self._words: dict[str, tuple[int | None, list[int]]] = {}
 
-    def _columns_of_word(self, word: str) -> list[int]:
-        cached = self._word_columns.get(word)
+    def _word(self, word: str) -> tuple[int | None, list[int]]:
+        """Return a word's unigram column (None when unseen) and its char n-gram columns.
+
+        Both depend on the word alone, and most words recur, so they are looked up
+        once and kept (bounded).
+        """
+        cached = self._words.get(word)
         if cached is None:
             get = self.index.get
-            cached = [c for c in map(get, char_grams(word)) if c is not None]
-            if len(self._word_columns) >= _CACHE_LIMIT:
-                self._word_columns.clear()
-            self._word_columns[word] = cached
+            cached = (get(f"w {word}"), [c for c in map(get, char_grams(word)) if c is not None])
+            if len(self._words) >= _CACHE_LIMIT:
+                self._words.clear()
+            self._words[word] = cached
         return cached
 
     def transform(self, text: str) -> tuple[np.ndarray, np.ndarray]:
         """Return (columns, l2-normalized sublinear tf-idf weights) of one text."""
         words = _WORD.findall(text)
-        get = self.index.get
-        found = [c for c in map(get, word_grams(words)) if c is not None]
-        for word in words:
-            found += self._columns_of_word(word)
+        entries = list(map(self._word, words))
+        # analyze()'s order (unigrams, bigrams, each word's char n-grams), so the
+        # columns and the sums over them come out as before.
+        found = [unigram for unigram, _ in entries if unigram is not None]
+        pairs = [f"w {a} {b}" for a, b in zip(words, words[1:], strict=False)]
+        found += [c for c in map(self.index.get, pairs) if c is not None]
+        for _, chars in entries:
+            found += chars
         if not found:
             return np.zeros(0, dtype=np.intp), np.zeros(0)
         counts = Counter(found)  # counted in C; cheaper than np.unique for ~200 ints
