@@ -25,6 +25,7 @@ Span = tuple[int, int]  # token indices, end exclusive
 # English and Spanish (y/e, o/u, ni) conjunctions: people mix the two in one message.
 _CLAUSE_JOINS = re.compile(r"(?:^|(?<= )),(?= |$)|\b(?:and|or|y|e|o|u|ni)\b")
 _SENTENCE_ENDS = re.compile(r"(?:^|(?<= ))\.(?= |$)")
+_WORD_RUN = re.compile(r"\w+")
 
 
 @dataclass(frozen=True)
@@ -51,12 +52,38 @@ def _phrase_regex(phrases: Iterable[str]) -> re.Pattern[str]:
     return re.compile(r"\b(?:" + "|".join(re.escape(p) for p in ordered) + r")\b")
 
 
+class _Phrases:
+    """Whole-word trigger phrases as one regex, skipped when no phrase can start.
+
+    A phrase that begins and ends with a word character matches only where its
+    first word is a whole word of the text (the regex's \\b on both sides), so a
+    text that has none of the first words cannot match and the scan is skipped.
+    """
+
+    def __init__(self, phrases: Iterable[str]) -> None:
+        phrases = list(phrases)
+        self.pattern = _phrase_regex(phrases)
+        stripped = [p.strip() for p in phrases if p.strip()]
+        whole = all(_WORD_RUN.fullmatch(p[0]) and _WORD_RUN.fullmatch(p[-1]) for p in stripped)
+        # None: some phrase starts or ends with punctuation, so always scan.
+        self.first_words = (
+            frozenset(_WORD_RUN.findall(p)[0] for p in stripped) if whole else None
+        )
+
+    def find(self, tokens: _Tokens) -> list[Span]:
+        """Return the token spans of the phrases found in the text."""
+        if self.first_words is not None and self.first_words.isdisjoint(tokens.words):
+            return []
+        return tokens.find(self.pattern)
+
+
 class _Tokens:
     """Maps character offsets of a space-joined text to token indices."""
 
     def __init__(self, text: str) -> None:
         self.text = text
         self._starts = [m.start() for m in re.finditer(r"\S+", text)]
+        self.words = frozenset(_WORD_RUN.findall(text))  # for _Phrases.find
 
     def span(self, start: int, end: int) -> Span:
         first = bisect.bisect_right(self._starts, start) - 1
@@ -102,34 +129,36 @@ class RedFlagDetector:
         ctx = rules.get("context", {})
         self._window = int(ctx.get("window", 5))
         self._window_after = int(ctx.get("window_after", 3))
-        self._neg_before = _phrase_regex(ctx.get("negation_before", []))
-        self._neg_after = _phrase_regex(ctx.get("negation_after", []))
-        self._neg_sentence = _phrase_regex(ctx.get("negation_to_sentence_end", []))
-        self._pseudo = _phrase_regex(ctx.get("pseudo", []))
-        self._terminators = _phrase_regex(ctx.get("terminators", []))
-        self._others = _phrase_regex(ctx.get("others", []))
-        self._self = _phrase_regex(ctx.get("self", []))
-        self._patients = _phrase_regex(ctx.get("patient_words", []))
-        self._unsure_before = _phrase_regex(ctx.get("uncertain_before", []))
-        self._unsure_after = _phrase_regex(ctx.get("uncertain_after", []))
-        self._past_before = _phrase_regex(ctx.get("historical_before", []))
-        self._hypothetical = _phrase_regex(ctx.get("hypothetical_before", []))
-        self._past_after = _phrase_regex(ctx.get("historical_after", []))
+        self._neg_before = _Phrases(ctx.get("negation_before", []))
+        self._neg_after = _Phrases(ctx.get("negation_after", []))
+        self._neg_sentence = _Phrases(ctx.get("negation_to_sentence_end", []))
+        self._pseudo = _Phrases(ctx.get("pseudo", []))
+        self._terminators = _Phrases(ctx.get("terminators", []))
+        self._others = _Phrases(ctx.get("others", []))
+        self._self = _Phrases(ctx.get("self", []))
+        self._patients = _Phrases(ctx.get("patient_words", []))
+        self._unsure_before = _Phrases(ctx.get("uncertain_before", []))
+        self._unsure_after = _Phrases(ctx.get("uncertain_after", []))
+        self._past_before = _Phrases(ctx.get("historical_before", []))
+        self._hypothetical = _Phrases(ctx.get("hypothetical_before", []))
+        self._past_after = _Phrases(ctx.get("historical_after", []))
         parts = lexicon.get("body_parts", {})
         self._in_scope = WordList(parts.get("in_scope", []))
         self._out_scope = WordList(parts.get("out_of_scope", []))
 
     def find(self, text: str) -> list[SignHit]:
         """Return every sign mention in the normalized text with its context status."""
+        signs = self._signs
+        matches = [(index, match) for index in self._scanner.candidates(text)
+                   for match in signs[index][2].finditer(text)]
+        if not matches:  # most messages: no token map, no context
+            return []
         tokens = _Tokens(text)
         found: list[tuple[str, str, Span, str, str, bool]] = []
-        for index in self._scanner.candidates(text):
-            name, scope, pattern, care, alone = self._signs[index]
-            for match in pattern.finditer(text):
-                span = tokens.span(match.start(), match.end())
-                found.append((name, scope, span, match.group(0), care, alone))
-        if not found:
-            return []
+        for index, match in matches:
+            name, scope, _, care, alone = signs[index]
+            span = tokens.span(match.start(), match.end())
+            found.append((name, scope, span, match.group(0), care, alone))
         sign_spans = [span for _, _, span, _, _, _ in found]
         context = _Context(self, tokens, sign_spans)
         only_other_part = self._out_scope.found_in(text) and not self._in_scope.found_in(text)
@@ -152,15 +181,15 @@ class _Context:
     """Context triggers found once per message, then asked per sign."""
 
     def __init__(self, rules: RedFlagDetector, tokens: _Tokens, sign_spans: list[Span]) -> None:
-        pseudo = tokens.find(rules._pseudo)
+        pseudo = rules._pseudo.find(tokens)
         blocked = sign_spans + pseudo
 
         def free(spans: list[Span]) -> list[Span]:
             return [s for s in spans if not any(_overlap(s, b) for b in blocked)]
 
         self.rules = rules
-        self.neg_before = free(tokens.find(rules._neg_before))
-        self.neg_after = free(tokens.find(rules._neg_after))
+        self.neg_before = free(rules._neg_before.find(tokens))
+        self.neg_after = free(rules._neg_after.find(tokens))
         # A clause ends the scope (ConText's termination): a full stop (kept by
         # the normalizer as "."), or a comma, "and", "or" or a terminator word
         # unless a sign follows at once, as in a list: "no pain, swelling or redness".
@@ -171,17 +200,17 @@ class _Context:
         ends = tokens.find(_SENTENCE_ENDS)
         # "Denies CP, SOB, calf swelling, recent travel, numbness": a clinic's list runs
         # to the end of its sentence (ConText's scope), through commas and nouns alike.
-        self.sentence_ends = free(tokens.find(rules._terminators)) + ends
+        self.sentence_ends = free(rules._terminators.find(tokens)) + ends
         self.terminators = self.sentence_ends + free(joins)
-        self.neg_sentence = free(tokens.find(rules._neg_sentence))
-        self.past_before = tokens.find(rules._past_before)
-        self.hypothetical = tokens.find(rules._hypothetical)
-        self.past_after = tokens.find(rules._past_after)
-        self.others = tokens.find(rules._others)
-        self_mentions = tokens.find(rules._self)
-        self.talks_about_self = bool(self_mentions) and not tokens.find(rules._patients)
-        self.unsure_before = tokens.find(rules._unsure_before)
-        self.unsure_after = tokens.find(rules._unsure_after)
+        self.neg_sentence = free(rules._neg_sentence.find(tokens))
+        self.past_before = rules._past_before.find(tokens)
+        self.hypothetical = rules._hypothetical.find(tokens)
+        self.past_after = rules._past_after.find(tokens)
+        self.others = rules._others.find(tokens)
+        self_mentions = rules._self.find(tokens)
+        self.talks_about_self = bool(self_mentions) and not rules._patients.find(tokens)
+        self.unsure_before = rules._unsure_before.find(tokens)
+        self.unsure_after = rules._unsure_after.find(tokens)
 
     def status(self, span: Span) -> str:
         window, after = self.rules._window, self.rules._window_after
