@@ -33,19 +33,75 @@ def _best(sets: Literals) -> frozenset[str] | None:
     return max(sets, key=lambda s: min(map(len, s)), default=None)
 
 
+# A run of fixed alternatives ("(?:b|v)i(?:ll|y)o" is one of four strings) is kept
+# as its strings while there are at most this many.
+_MAX_RUN_STRINGS = 64
+_REPEATS = (_c.MAX_REPEAT, _c.MIN_REPEAT, getattr(_c, "POSSESSIVE_REPEAT", _c.MAX_REPEAT))
+
+
+def _fixed_strings(op: Any, arg: Any) -> frozenset[str] | None:
+    """Return the strings an item can match when they are few and fixed, else None."""
+    if op is _c.LITERAL:
+        return frozenset({chr(arg)})
+    if op is _c.IN and all(kind is _c.LITERAL for kind, _ in arg):
+        return frozenset(chr(v) for _, v in arg)
+    if op is _c.BRANCH:
+        strings: set[str] = set()
+        for branch in arg[1]:
+            tails = _fixed_run(branch)
+            if tails is None:
+                return None
+            strings |= tails
+        return frozenset(strings)
+    return None
+
+
+def _fixed_run(items: Sequence[tuple[Any, Any]]) -> frozenset[str] | None:
+    """Return the few strings a sequence of fixed items can match, else None."""
+    run = frozenset({""})
+    for op, arg in items:
+        strings = _fixed_strings(op, arg)
+        if strings is None or len(run) * len(strings) > _MAX_RUN_STRINGS:
+            return None
+        run = frozenset(a + b for a in run for b in strings)
+    return run
+
+
 def _sequence(items: Sequence[tuple[Any, Any]]) -> Literals:
     found: list[frozenset[str]] = []
-    run = ""
+    # The strings that the items since the last variable part can match; a match
+    # of the pattern contains one of them. "" in the set means nothing is required.
+    run = frozenset({""})
+
+    def flush() -> None:
+        if "" not in run:
+            found.append(run)
+
     for op, arg in items:
-        if op is _c.LITERAL:
-            run += chr(arg)
+        strings = _fixed_strings(op, arg)
+        if strings is not None:
+            if len(run) * len(strings) > _MAX_RUN_STRINGS:
+                flush()
+                run = strings
+            else:
+                run = frozenset(a + b for a in run for b in strings)
             continue
-        if run:
-            found.append(frozenset({run}))
-            run = ""
+        if op in _REPEATS:
+            low, high, inner = arg
+            strings = _fixed_run(inner) if low >= 1 else None
+            if strings is not None and len(run) * len(strings) ** low <= _MAX_RUN_STRINGS:
+                # "l+": the first `low` copies follow the run; the last copy is
+                # followed by whatever comes next.
+                for _ in range(low):
+                    run = frozenset(a + b for a in run for b in strings)
+                if high != low:
+                    flush()
+                    run = strings
+                continue
+        flush()
+        run = frozenset({""})
         found.extend(_item(op, arg))
-    if run:
-        found.append(frozenset({run}))
+    flush()
     return tuple(found)
 
 

@@ -66,3 +66,16 @@ def test_required_literals_of_simple_patterns() -> None:
         frozenset({"hot", "warm"}), frozenset({" and "}), frozenset({"red", "sore"}),
     )
     assert required_literals(r"\w+") == ()
+
+
+def test_required_literals_join_fixed_alternatives_and_repeats() -> None:
+    # A few fixed strings in a row are one set of their combinations, and a
+    # repeated letter's first copy joins the literal before it: both make rules
+    # that need "bi"/"vi" or "ki" selective enough to skip.
+    assert required_literals(r"\bto\s+(?:b|v)i(?:ll|y)o\b") == (
+        frozenset({"to"}), frozenset({"billo", "biyo", "villo", "viyo"}),
+    )
+    assert required_literals(r"a\s?kil+e[sz]") == (
+        frozenset({"a"}), frozenset({"kil"}), frozenset({"les", "lez"}),
+    )
+    assert required_literals(r"ab{2}c") == (frozenset({"abbc"}),)
