@@ -95,8 +95,10 @@ class Vocabulary:
         counts = Counter(found)  # counted in C; cheaper than np.unique for ~200 ints
         size = len(counts)
         columns = np.fromiter(counts, dtype=np.intp, count=size)
-        tf = np.fromiter(counts.values(), dtype=np.float64, count=size)
-        weights = (1.0 + np.log(tf)) * self.idf[columns]
+        # Read as ints (np.log casts them exactly): fromiter is slower into floats.
+        tf = np.fromiter(counts.values(), dtype=np.intp, count=size)
+        # take() gathers what fancy indexing does, several times faster on ~200 rows.
+        weights = (1.0 + np.log(tf)) * self.idf.take(columns)
         return columns, weights / math.sqrt(float(weights @ weights))
 
 
@@ -194,7 +196,7 @@ class JointModel:
     ) -> JointVerdict:
         """Return every model's probabilities for one featurized message."""
         # One product in numpy, then plain floats: the logits are a dozen numbers.
-        logits = (weights @ self._stacked[columns] + self._intercept).tolist()
+        logits = (weights @ self._stacked.take(columns, axis=0) + self._intercept).tolist()
         urgency = self.red_flag.positive(logits[self._red_flag] + float(extra @ self._extra))
         text_urgency = 0.0
         if self.text_red_flag is not None and self._text_red_flag is not None:
