@@ -146,7 +146,8 @@ class MessageReader:
     def read(self, text: str) -> tuple[str, list[SignHit]]:
         """Return the normalized text and the signs found (clause by clause)."""
         clauses = self.normalizer.normalize(text, clauses=True)
-        return _CLAUSE_WORDS.sub("", clauses), self.detector.find(clauses)
+        words = _CLAUSE_WORDS.sub("", clauses) if "," in clauses or "." in clauses else clauses
+        return words, self.detector.find(clauses)
 
     def featurize(self, text: str) -> tuple[str, np.ndarray]:
         """Return the text the models read and the sign-rule features."""

@@ -27,8 +27,12 @@ _NON_WORD_OR_CLAUSE = re.compile(r"[^a-z0-9 ,.]+")
 # a sentence end (. ! ? ; or a new line) becomes " . ", a comma, colon or dash
 # between words " , "; "2.5" and "1,000" stay numbers.
 _SENTENCE_MARK = re.compile(r"[!?;\n]+|\.+(?!\d)")
-_COMMA_MARK = re.compile(r"(?<!\d),|,(?!\d)|:|\s[-\u2013\u2014]+\s")
-_MARKS = re.compile(r"(?: [,.])+")
+# "(?<!\d)," written as ",(?<!\d,)": every branch then starts with a character,
+# so the regex engine skips to the next ",", ":" or space instead of trying
+# every branch at every position (twice as fast; the same matches).
+_COMMA_MARK = re.compile(r",(?<!\d,)|,(?!\d)|:|\s[-\u2013\u2014]+\s")
+# A run of clause marks keeps its first: " , . ," -> " ,".
+_MARKS = re.compile(r"( [,.])(?: [,.])*")
 _CACHE_LIMIT = 50_000
 
 
@@ -98,8 +102,8 @@ class Normalizer:
         abbrev, correct = self._abbrev, self._correct
         joined = " ".join([abbrev.get(w, w) for w in map(correct, self.clean(text, clauses))])
         joined = " ".join(self._speech.apply(joined).split())
-        if clauses:
-            joined = _MARKS.sub(lambda m: m.group(0)[:2], f" {joined} ").strip(" ,.")
+        if clauses and ("," in joined or "." in joined):  # else nothing to collapse or strip
+            joined = _MARKS.sub(r"\1", f" {joined} ").strip(" ,.")
         return joined
 
     def _correct(self, word: str) -> str:
