@@ -23,9 +23,12 @@ from responder.nlu.prefilter import LiteralScanner, WordList
 
 Span = tuple[int, int]  # token indices, end exclusive
 # English and Spanish (y/e, o/u, ni) conjunctions: people mix the two in one message.
-_CLAUSE_JOINS = re.compile(r"(?:^|(?<= )),(?= |$)|\b(?:and|or|y|e|o|u|ni)\b")
+# A comma standing alone (",(?<![^ ],)(?![^ ])" is "(?:^|(?<= )),(?= |$)" led by its
+# character, which lets the regex engine skip ahead to each comma), or a conjunction.
+_CLAUSE_JOINS = re.compile(r",(?<![^ ],)(?![^ ])|\b(?:and|or|y|e|o|u|ni)\b")
 _SENTENCE_ENDS = re.compile(r"(?:^|(?<= ))\.(?= |$)")
 _WORD_RUN = re.compile(r"\w+")
+_TOKEN = re.compile(r"\S+")
 
 
 @dataclass(frozen=True)
@@ -53,27 +56,32 @@ def _phrase_regex(phrases: Iterable[str]) -> re.Pattern[str]:
 
 
 class _Phrases:
-    """Whole-word trigger phrases as one regex, skipped when no phrase can start.
+    """Whole-word trigger phrases as one regex, skipped when no phrase can match.
 
-    A phrase that begins and ends with a word character matches only where its
-    first word is a whole word of the text (the regex's \\b on both sides), so a
-    text that has none of the first words cannot match and the scan is skipped.
+    A phrase that begins and ends with a word character matches only where each
+    of its words is a whole word of the text (the regex's \\b on both sides, and
+    the phrase's own spaces inside). So when the text has no phrase's first word,
+    or no phrase's last word, or no phrase's longest word, the scan is skipped.
     """
 
     def __init__(self, phrases: Iterable[str]) -> None:
         phrases = list(phrases)
         self.pattern = _phrase_regex(phrases)
+        words = [_WORD_RUN.findall(p) for p in phrases if p.strip()]
         stripped = [p.strip() for p in phrases if p.strip()]
         whole = all(_WORD_RUN.fullmatch(p[0]) and _WORD_RUN.fullmatch(p[-1]) for p in stripped)
-        # None: some phrase starts or ends with punctuation, so always scan.
-        self.first_words = (
-            frozenset(_WORD_RUN.findall(p)[0] for p in stripped) if whole else None
-        )
+        # Empty: some phrase starts or ends with punctuation, so always scan.
+        self.needed: tuple[frozenset[str], ...] = (
+            frozenset(w[0] for w in words),
+            frozenset(w[-1] for w in words),
+            frozenset(max(w, key=len) for w in words),
+        ) if whole else ()
 
     def find(self, tokens: _Tokens) -> list[Span]:
         """Return the token spans of the phrases found in the text."""
-        if self.first_words is not None and self.first_words.isdisjoint(tokens.words):
-            return []
+        for needed in self.needed:
+            if needed.isdisjoint(tokens.words):
+                return []
         return tokens.find(self.pattern)
 
 
@@ -82,7 +90,7 @@ class _Tokens:
 
     def __init__(self, text: str) -> None:
         self.text = text
-        self._starts = [m.start() for m in re.finditer(r"\S+", text)]
+        self._starts = [m.start() for m in _TOKEN.finditer(text)]
         self.words = frozenset(_WORD_RUN.findall(text))  # for _Phrases.find
 
     def span(self, start: int, end: int) -> Span:
