@@ -108,6 +108,7 @@ class RedFlagDetector:
         self._pseudo = _phrase_regex(ctx.get("pseudo", []))
         self._terminators = _phrase_regex(ctx.get("terminators", []))
         self._others = _phrase_regex(ctx.get("others", []))
+        self._animals = _phrase_regex(ctx.get("animals", []))
         self._self = _phrase_regex(ctx.get("self", []))
         self._patients = _phrase_regex(ctx.get("patient_words", []))
         self._unsure_before = _phrase_regex(ctx.get("uncertain_before", []))
@@ -178,6 +179,7 @@ class _Context:
         self.hypothetical = tokens.find(rules._hypothetical)
         self.past_after = tokens.find(rules._past_after)
         self.others = tokens.find(rules._others)
+        self.animals = tokens.find(rules._animals)
         self_mentions = tokens.find(rules._self)
         self.talks_about_self = bool(self_mentions) and not tokens.find(rules._patients)
         self.unsure_before = tokens.find(rules._unsure_before)
@@ -199,7 +201,8 @@ class _Context:
             self.unsure_after, span, 3
         ):
             return "uncertain"
-        if self.talks_about_self and self._before(self.others, span, window):
+        if self._before(self.animals, span, window) or (
+                self.talks_about_self and self._before(self.others, span, window)):
             return "other_person"
         return "present"
 
