@@ -44,7 +44,7 @@ from responder.nlu.normalize import Normalizer, fold
 from responder.nlu.redflags import RedFlagDetector, SignHit, sign_features
 
 _EDGE_PUNCTUATION = re.compile(r"^[\W_]+|[\W_]+$")
-_CLAUSE_WORDS = re.compile(r" [,.](?= )")  # the normalizer's clause marks, for the models
+_CLAUSE_WORDS = re.compile(r" [,.?](?= )")  # the normalizer's clause marks, for the models
 _LOG = logging.getLogger(__name__)
 # An unseen one-word message ("holis") is language evidence only this clearly.
 ONE_UNSEEN_WORD_SURE = 0.95

@@ -22,14 +22,26 @@ _QUOTES = str.maketrans({"‘": "'", "’": "'", "`": "'", "´": "'", "“": '"'
 _REPEATS = re.compile(r"(.)\1{2,}")
 _DOUBLES = re.compile(r"(.)\1+")
 _NON_WORD = re.compile(r"[^a-z0-9 ]+")
-_NON_WORD_OR_CLAUSE = re.compile(r"[^a-z0-9 ,.]+")
+_NON_WORD_OR_CLAUSE = re.compile(r"[^a-z0-9 ,.?]+")
 # Clause punctuation the red-flag context needs (NegEx scope ends at a clause):
-# a sentence end (. ! ? ; or a new line) becomes " . ", a comma, colon or dash
-# between words " , "; "2.5" and "1,000" stay numbers.
+# a sentence end (. ! ; or a new line) becomes " . ", a question " ? " (a sign
+# asked about, "puffy?", is a doubt), a comma, colon or dash between words " , ";
+# "2.5" and "1,000" stay numbers.
 _SENTENCE_MARK = re.compile(r"[!?;\n]+|\.+(?!\d)")
 _COMMA_MARK = re.compile(r"(?<!\d),|,(?!\d)|:|\s[-\u2013\u2014]+\s")
-_MARKS = re.compile(r"(?: [,.])+")
+_MARKS = re.compile(r"(?: [,.?])+")
 _CACHE_LIMIT = 50_000
+
+
+def _sentence_mark(match: re.Match[str]) -> str:
+    # One "?" asks; "??" and "?!" press a point ("swollen and red??").
+    return " ? " if match.group(0) == "?" else " . "
+
+
+def _first_mark(match: re.Match[str]) -> str:
+    """A run of clause marks keeps one: a question if it holds one, else its first."""
+    marks = match.group(0)
+    return " ?" if "?" in marks else marks[:2]
 
 
 def fold(text: str) -> str:
@@ -80,7 +92,7 @@ class Normalizer:
             text = fold(text.translate(self._emoji).casefold())
         text = self._phrases.apply(text.lower().translate(_QUOTES))
         if clauses:
-            text = _COMMA_MARK.sub(" , ", _SENTENCE_MARK.sub(" . ", text))
+            text = _COMMA_MARK.sub(" , ", _SENTENCE_MARK.sub(_sentence_mark, text))
             text = _NON_WORD_OR_CLAUSE.sub(" ", text)
         else:
             text = _NON_WORD.sub(" ", text)
@@ -99,7 +111,7 @@ class Normalizer:
         joined = " ".join([abbrev.get(w, w) for w in map(correct, self.clean(text, clauses))])
         joined = " ".join(self._speech.apply(joined).split())
         if clauses:
-            joined = _MARKS.sub(lambda m: m.group(0)[:2], f" {joined} ").strip(" ,.")
+            joined = _MARKS.sub(_first_mark, f" {joined} ").strip(" ,.?")
         return joined
 
     def _correct(self, word: str) -> str:

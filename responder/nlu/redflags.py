@@ -24,7 +24,8 @@ from responder.nlu.prefilter import LiteralScanner, WordList
 Span = tuple[int, int]  # token indices, end exclusive
 # English and Spanish (y/e, o/u, ni) conjunctions: people mix the two in one message.
 _CLAUSE_JOINS = re.compile(r"(?:^|(?<= )),(?= |$)|\b(?:and|or|y|e|o|u|ni)\b")
-_SENTENCE_ENDS = re.compile(r"(?:^|(?<= ))\.(?= |$)")
+_SENTENCE_ENDS = re.compile(r"(?:^|(?<= ))[.?](?= |$)")
+_QUESTION = re.compile(r"(?:^|(?<= ))\?(?= |$)")
 
 
 @dataclass(frozen=True)
@@ -104,6 +105,9 @@ class RedFlagDetector:
         self._window_after = int(ctx.get("window_after", 3))
         self._neg_before = _phrase_regex(ctx.get("negation_before", []))
         self._neg_after = _phrase_regex(ctx.get("negation_after", []))
+        # "dark urine? no": a sign asked and answered, as clinic notes and lists do.
+        answers = _phrase_regex(ctx.get("negation_after_question", [])).pattern
+        self._answered_no = re.compile(r"(?:^|(?<= ))\? " + answers)
         self._neg_sentence = _phrase_regex(ctx.get("negation_to_sentence_end", []))
         self._pseudo = _phrase_regex(ctx.get("pseudo", []))
         self._terminators = _phrase_regex(ctx.get("terminators", []))
@@ -161,7 +165,8 @@ class _Context:
 
         self.rules = rules
         self.neg_before = free(tokens.find(rules._neg_before))
-        self.neg_after = free(tokens.find(rules._neg_after))
+        self.neg_after = free(tokens.find(rules._neg_after)) + tokens.find(rules._answered_no)
+        self.questions = tokens.find(_QUESTION)
         # A clause ends the scope (ConText's termination): a full stop (kept by
         # the normalizer as "."), or a comma, "and", "or" or a terminator word
         # unless a sign follows at once, as in a list: "no pain, swelling or redness".
@@ -199,7 +204,7 @@ class _Context:
             return "hypothetical"
         if self._before(self.unsure_before, span, window) or self._after(
             self.unsure_after, span, 3
-        ):
+        ) or self._after(self.questions, span, after):
             return "uncertain"
         if self._before(self.animals, span, window) or (
                 self.talks_about_self and self._before(self.others, span, window)):

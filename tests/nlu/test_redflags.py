@@ -42,6 +42,12 @@ def test_red_flag_detection(responder: Responder, expected: str, text: str) -> N
         ("a mi perro se le hincho la pata", "other_person"),
         ("hx of dvt, c/o new calf swelling", "present"),
         ("it's not a cramp, it's swollen", "present"),
+        ("calf a bit puffy? not sure", "uncertain"),
+        ("Pt c/o calf tightness, ?mild swelling", "uncertain"),
+        ("dark urine? no, pee is normal", "negated"),
+        ("swelling? none. just tight", "negated"),
+        ("my calf is swollen and red?? help", "present"),
+        ("my calf is swollen and red. what do i do?", "present"),
     ],
 )
 def test_context_status(responder: Responder, text: str, status: str) -> None:
