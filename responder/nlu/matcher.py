@@ -44,7 +44,7 @@ from responder.nlu.normalize import Normalizer, fold
 from responder.nlu.redflags import RedFlagDetector, SignHit, sign_features
 
 _EDGE_PUNCTUATION = re.compile(r"^[\W_]+|[\W_]+$")
-_CLAUSE_WORDS = re.compile(r" [,.](?= )")  # the normalizer's clause marks, for the models
+_CLAUSE_WORDS = re.compile(r" [,.?](?= )")  # the normalizer's clause marks, for the models
 _ASCII_LETTER = re.compile(r"[A-Za-z]")
 _LOG = logging.getLogger(__name__)
 # An unseen one-word message ("holis") is language evidence only this clearly.
@@ -146,7 +146,8 @@ class MessageReader:
     def read(self, text: str) -> tuple[str, list[SignHit]]:
         """Return the normalized text and the signs found (clause by clause)."""
         clauses = self.normalizer.normalize(text, clauses=True)
-        words = _CLAUSE_WORDS.sub("", clauses) if "," in clauses or "." in clauses else clauses
+        marked = "," in clauses or "." in clauses or "?" in clauses
+        words = _CLAUSE_WORDS.sub("", clauses) if marked else clauses
         return words, self.detector.find(clauses)
 
     def featurize(self, text: str) -> tuple[str, np.ndarray]:

@@ -22,18 +22,29 @@ _QUOTES = str.maketrans({"‘": "'", "’": "'", "`": "'", "´": "'", "“": '"'
 _REPEATS = re.compile(r"(.)\1{2,}")
 _DOUBLES = re.compile(r"(.)\1+")
 _NON_WORD = re.compile(r"[^a-z0-9 ]+")
-_NON_WORD_OR_CLAUSE = re.compile(r"[^a-z0-9 ,.]+")
+_NON_WORD_OR_CLAUSE = re.compile(r"[^a-z0-9 ,.?]+")
 # Clause punctuation the red-flag context needs (NegEx scope ends at a clause):
-# a sentence end (. ! ? ; or a new line) becomes " . ", a comma, colon or dash
-# between words " , "; "2.5" and "1,000" stay numbers.
+# a sentence end (. ! ; or a new line) becomes " . ", a question " ? " (a sign
+# asked about, "puffy?", is a doubt), a comma, colon or dash between words " , ";
+# "2.5" and "1,000" stay numbers.
 _SENTENCE_MARK = re.compile(r"[!?;\n]+|\.+(?!\d)")
 # "(?<!\d)," written as ",(?<!\d,)": every branch then starts with a character,
 # so the regex engine skips to the next ",", ":" or space instead of trying
 # every branch at every position (twice as fast; the same matches).
 _COMMA_MARK = re.compile(r",(?<!\d,)|,(?!\d)|:|\s[-\u2013\u2014]+\s")
-# A run of clause marks keeps its first: " , . ," -> " ,".
-_MARKS = re.compile(r"( [,.])(?: [,.])*")
+_MARKS = re.compile(r"(?: [,.?])+")
 _CACHE_LIMIT = 50_000
+
+
+def _sentence_mark(match: re.Match[str]) -> str:
+    # One "?" asks; "??" and "?!" press a point ("swollen and red??").
+    return " ? " if match.group(0) == "?" else " . "
+
+
+def _first_mark(match: re.Match[str]) -> str:
+    """A run of clause marks keeps one: a question if it holds one, else its first."""
+    marks = match.group(0)
+    return " ?" if "?" in marks else marks[:2]
 
 
 def fold(text: str) -> str:
@@ -84,7 +95,7 @@ class Normalizer:
             text = fold(text.translate(self._emoji).casefold())
         text = self._phrases.apply(text.lower().translate(_QUOTES))
         if clauses:
-            text = _COMMA_MARK.sub(" , ", _SENTENCE_MARK.sub(" . ", text))
+            text = _COMMA_MARK.sub(" , ", _SENTENCE_MARK.sub(_sentence_mark, text))
             text = _NON_WORD_OR_CLAUSE.sub(" ", text)
         else:
             text = _NON_WORD.sub(" ", text)
@@ -102,8 +113,8 @@ class Normalizer:
         abbrev, correct = self._abbrev, self._correct
         joined = " ".join([abbrev.get(w, w) for w in map(correct, self.clean(text, clauses))])
         joined = " ".join(self._speech.apply(joined).split())
-        if clauses and ("," in joined or "." in joined):  # else nothing to collapse or strip
-            joined = _MARKS.sub(r"\1", f" {joined} ").strip(" ,.")
+        if clauses and ("," in joined or "." in joined or "?" in joined):  # else no marks
+            joined = _MARKS.sub(_first_mark, f" {joined} ").strip(" ,.?")
         return joined
 
     def _correct(self, word: str) -> str:

@@ -26,7 +26,8 @@ Span = tuple[int, int]  # token indices, end exclusive
 # A comma standing alone (",(?<![^ ],)(?![^ ])" is "(?:^|(?<= )),(?= |$)" led by its
 # character, which lets the regex engine skip ahead to each comma), or a conjunction.
 _CLAUSE_JOINS = re.compile(r",(?<![^ ],)(?![^ ])|\b(?:and|or|y|e|o|u|ni)\b")
-_SENTENCE_ENDS = re.compile(r"(?:^|(?<= ))\.(?= |$)")
+_SENTENCE_ENDS = re.compile(r"(?:^|(?<= ))[.?](?= |$)")
+_QUESTION = re.compile(r"(?:^|(?<= ))\?(?= |$)")
 _WORD_RUN = re.compile(r"\w+")
 _TOKEN = re.compile(r"\S+")
 
@@ -139,10 +140,14 @@ class RedFlagDetector:
         self._window_after = int(ctx.get("window_after", 3))
         self._neg_before = _Phrases(ctx.get("negation_before", []))
         self._neg_after = _Phrases(ctx.get("negation_after", []))
+        # "dark urine? no": a sign asked and answered, as clinic notes and lists do.
+        answers = _phrase_regex(ctx.get("negation_after_question", [])).pattern
+        self._answered_no = re.compile(r"(?:^|(?<= ))\? " + answers)
         self._neg_sentence = _Phrases(ctx.get("negation_to_sentence_end", []))
         self._pseudo = _Phrases(ctx.get("pseudo", []))
         self._terminators = _Phrases(ctx.get("terminators", []))
         self._others = _Phrases(ctx.get("others", []))
+        self._animals = _Phrases(ctx.get("animals", []))
         self._self = _Phrases(ctx.get("self", []))
         self._patients = _Phrases(ctx.get("patient_words", []))
         self._unsure_before = _Phrases(ctx.get("uncertain_before", []))
@@ -198,6 +203,9 @@ class _Context:
         self.rules = rules
         self.neg_before = free(rules._neg_before.find(tokens))
         self.neg_after = free(rules._neg_after.find(tokens))
+        if "?" in tokens.text:  # both need a question mark
+            self.neg_after += tokens.find(rules._answered_no)
+        self.questions = tokens.find(_QUESTION) if "?" in tokens.text else []
         # A clause ends the scope (ConText's termination): a full stop (kept by
         # the normalizer as "."), or a comma, "and", "or" or a terminator word
         # unless a sign follows at once, as in a list: "no pain, swelling or redness".
@@ -215,6 +223,7 @@ class _Context:
         self.hypothetical = rules._hypothetical.find(tokens)
         self.past_after = rules._past_after.find(tokens)
         self.others = rules._others.find(tokens)
+        self.animals = rules._animals.find(tokens)
         self_mentions = rules._self.find(tokens)
         self.talks_about_self = bool(self_mentions) and not rules._patients.find(tokens)
         self.unsure_before = rules._unsure_before.find(tokens)
@@ -234,9 +243,10 @@ class _Context:
             return "hypothetical"
         if self._before(self.unsure_before, span, window) or self._after(
             self.unsure_after, span, 3
-        ):
+        ) or self._after(self.questions, span, after):
             return "uncertain"
-        if self.talks_about_self and self._before(self.others, span, window):
+        if self._before(self.animals, span, window) or (
+                self.talks_about_self and self._before(self.others, span, window)):
             return "other_person"
         return "present"
 

@@ -25,3 +25,19 @@ def test_real_english_words_are_not_corrected(responder: Responder) -> None:
 
 def test_emoji_without_meaning_are_dropped(responder: Responder) -> None:
     assert responder.matcher.normalizer.normalize("😭😭😭") == ""
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("calf puffy? not sure", "calf puffy ? not sure"),
+        ("calf swollen?? help!", "calf swollen . help"),
+        ("swelling, ? maybe", "swollen ? maybe"),
+        ("Pt c/o tightness, ?mild swelling",
+         "patient complains of tightness , possible mild swollen"),
+    ],
+)
+def test_clause_marks_keep_a_single_question(responder: Responder, raw: str,
+                                             expected: str) -> None:
+    """One "?" is a question the sign rules read as doubt; "??" only presses a point."""
+    assert responder.matcher.normalizer.normalize(raw, clauses=True) == expected

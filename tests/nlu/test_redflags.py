@@ -38,6 +38,16 @@ def test_red_flag_detection(responder: Responder, expected: str, text: str) -> N
         ("calf maybe a bit puffy after the long run, hard to tell", "uncertain"),
         ("no se si esta hinchada o son ideas mias", "uncertain"),
         ("my calf is slightly swollen and warm", "present"),
+        ("my dog's leg is swollen after our run", "other_person"),
+        ("a mi perro se le hincho la pata", "other_person"),
+        ("hx of dvt, c/o new calf swelling", "present"),
+        ("it's not a cramp, it's swollen", "present"),
+        ("calf a bit puffy? not sure", "uncertain"),
+        ("Pt c/o calf tightness, ?mild swelling", "uncertain"),
+        ("dark urine? no, pee is normal", "negated"),
+        ("swelling? none. just tight", "negated"),
+        ("my calf is swollen and red?? help", "present"),
+        ("my calf is swollen and red. what do i do?", "present"),
     ],
 )
 def test_context_status(responder: Responder, text: str, status: str) -> None:
