@@ -23,7 +23,7 @@ import logging
 import re
 import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -46,6 +46,8 @@ from responder.nlu.redflags import RedFlagDetector, SignHit, sign_features
 _EDGE_PUNCTUATION = re.compile(r"^[\W_]+|[\W_]+$")
 _CLAUSE_WORDS = re.compile(r" [,.?](?= )")  # the normalizer's clause marks, for the models
 _ASCII_LETTER = re.compile(r"[A-Za-z]")
+# Sign statuses that say a sign word is not the sender's now (see _read_away).
+_READ_AWAY = frozenset({"negated", "other_person", "other_body_part", "hypothetical"})
 _LOG = logging.getLogger(__name__)
 # An unseen one-word message ("holis") is language evidence only this clearly.
 ONE_UNSEEN_WORD_SURE = 0.95
@@ -217,8 +219,8 @@ class Matcher:
             best, score = "out_of_scope", 1.0 - score
         care = self.catalog.intents[best].care
         unsure = any(h.status == "uncertain" for h in hits)
-        if unsure or urgency >= self.thresholds.check or verdict.text_red_flag >= \
-                self.thresholds.text_check:
+        if unsure or urgency >= self.thresholds.check or (
+                verdict.text_red_flag >= self.thresholds.text_check and not _read_away(hits)):
             care = "check"
         ambiguous = (
             care != "check" and best in CALF_INTENTS and second in CALF_INTENTS
@@ -264,6 +266,19 @@ def _has_letter(text: str) -> bool:
     if text.isascii():
         return _ASCII_LETTER.search(text) is not None
     return any(ch.isalpha() for ch in text)
+
+
+def _read_away(hits: Iterable[SignHit]) -> bool:
+    """True when the sign rules found sign words and read every one away: negated,
+    someone else's, another body part's, or asked about in theory.
+
+    The words-only model reads the same words without that context, so its alarm is
+    then no reason for the check question; it is there for signs the rules have no
+    pattern for. A past sign is not read away: "a cut last week, cramps now" is the
+    sign, and a history is the context most often misread.
+    """
+    statuses = {h.status for h in hits}
+    return bool(statuses) and statuses <= _READ_AWAY
 
 
 def word_languages(counts: Mapping[str, Counter[str]], share: float = 0.1) -> dict[str, str]:

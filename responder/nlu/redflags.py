@@ -225,6 +225,7 @@ class _Context:
         self.others = rules._others.find(tokens)
         self.animals = rules._animals.find(tokens)
         self_mentions = rules._self.find(tokens)
+        self.self_mentions = self_mentions
         self.talks_about_self = bool(self_mentions) and not rules._patients.find(tokens)
         self.unsure_before = rules._unsure_before.find(tokens)
         self.unsure_after = rules._unsure_after.find(tokens)
@@ -245,10 +246,21 @@ class _Context:
             self.unsure_after, span, 3
         ) or self._after(self.questions, span, after):
             return "uncertain"
-        if self._before(self.animals, span, window) or (
+        if self._animal_before(span) or (
                 self.talks_about_self and self._before(self.others, span, window)):
             return "other_person"
         return "present"
+
+    def _animal_before(self, span: Span) -> bool:
+        """An animal earlier in the sentence owns the sign ("my dog limps and his paw is
+        swollen") unless the sender speaks of themself in between ("..., my calf is")."""
+        window = self.rules._window + 5
+        return any(
+            t[1] <= span[0] and span[0] - t[1] <= window
+            and not self._closed(t[1], span[0], self.sentence_ends)
+            and not any(t[1] <= m[0] and m[1] <= span[1] for m in self.self_mentions)
+            for t in self.animals
+        )
 
     def _before(self, triggers: list[Span], span: Span, window: int,
                 stops: list[Span] | None = None) -> bool:

@@ -48,6 +48,11 @@ def test_red_flag_detection(responder: Responder, expected: str, text: str) -> N
         ("swelling? none. just tight", "negated"),
         ("my calf is swollen and red?? help", "present"),
         ("my calf is swollen and red. what do i do?", "present"),
+        ("mi perro cojea y tiene la pata hinchada", "other_person"),
+        ("my dog is limping and my calf is swollen", "present"),
+        ("Chest pain: no. Calf swelling: none.", "negated"),
+        ("28F, denies CP, +R calf swelling", "present"),
+        ("pte refiere no poder apoyar el pie", "present"),
     ],
 )
 def test_context_status(responder: Responder, text: str, status: str) -> None:
@@ -90,3 +95,19 @@ def test_a_sign_the_sender_is_unsure_of_gets_the_check_question(
     """The contract's check: a possible sign, neither clearly present nor absent. Chest
     pain and breathing trouble are never a maybe."""
     assert responder.matcher.match(text).care == care
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "no swelling, no redness, no heat, calf just tight after the long run",
+        "Pt follow-up. Chest pain: no. SOB: no. Calf swelling: none. Tight after runs",
+        "sin hinchazon ni calor ni enrojecimiento, solo los gemelos cargados",
+    ],
+)
+def test_signs_read_away_ask_no_check(responder: Responder, text: str) -> None:
+    """Sign words the rules read as negated are no reason for the check question, even
+    when the words-only model, which cannot read the negation, is alarmed."""
+    match = responder.matcher.match(text)
+    assert match.care not in CAUGHT, match
+
