@@ -51,5 +51,5 @@ def answer_without_store(
 ) -> Turn:
     """Answer with no conversation context: red flags, commands and plain questions as
     always; "more", "1"/"2" and YES to the check question get what needs no context."""
-    state = ConversationState(opted_out=opted_out)
+    state = ConversationState(opted_out=opted_out, unknown=True)
     return respond(responder, inbound.body, inbound.channel, variables, state, now, timedelta(0))

@@ -37,6 +37,8 @@ CHECK_YES = frozenset({"yes", "y", "yeah", "yep", "yup", "ya", "yes it is", "i d
 CHECK_NO = frozenset({"no", "n", "nope", "nah", "no it is not", "no it isnt", "i do not",
                       "i dont", "none", "none of those", "2",
                       "no es", "no tengo", "ninguno", "ninguna", "nada", "para nada"})
+# Replies to YES / NO when the store is down and a check question may be pending.
+UNKNOWN_YES, UNKNOWN_NO = "check_answer_unknown_yes", "check_answer_unknown_no"
 LANGUAGE_SET = "language_set"  # intents/_system.yaml: the reply to ESPAÑOL / ENGLISH
 # Template id of the (unsent, empty) reply to a sender who opted out.
 SILENT_TEMPLATE = "none.opted_out"
@@ -57,10 +59,13 @@ class ConversationState:
     language: str | None = None  # kept past the context window, and across opt-out
     # Taken over by staff: their last action (take-over or reply); None when not held.
     held_since: datetime | None = None
+    # The store could not be read (an outage): a check question may be waiting.
+    unknown: bool = False
 
     def without_context(self) -> ConversationState:
         """Forget the last intent and pending question; keep the opt-out and language."""
-        return ConversationState(opted_out=self.opted_out, language=self.language)
+        return ConversationState(opted_out=self.opted_out, language=self.language,
+                                 unknown=self.unknown)
 
     def fresh(self, now: datetime, window: timedelta) -> ConversationState:
         """Drop context older than `window` (CALFLINE_CONTEXT_MINUTES)."""
@@ -144,6 +149,10 @@ def _respond(
                     replace(state, language=wanted, context_at=now))
     if state.check and (word in CHECK_YES or word in CHECK_NO):
         return answer_check(responder, text, channel, variables, state.check, new)
+    if state.unknown and not word.isdigit() and (word in CHECK_YES or word in CHECK_NO):
+        # YES may answer a check question the database holds: say what YES would mean.
+        template = UNKNOWN_YES if word in CHECK_YES else UNKNOWN_NO
+        return Turn(match, render_system(local, template, channel, variables), new)
     reply = responder.reply(match, channel, variables, language)
     if match.intent == "opt_in" and word in YES:
         # Not opted out, so YES answers us: after a red-flag reply keep the urgent advice.

@@ -44,7 +44,7 @@ from responder.nlu.normalize import Normalizer, fold
 from responder.nlu.redflags import RedFlagDetector, SignHit, sign_features
 
 _EDGE_PUNCTUATION = re.compile(r"^[\W_]+|[\W_]+$")
-_CLAUSE_WORDS = re.compile(r" [,.?](?= )")  # the normalizer's clause marks, for the models
+_CLAUSE_WORDS = re.compile(r" [,.?](?= |$)")  # the normalizer's clause marks, for the models
 _ASCII_LETTER = re.compile(r"[A-Za-z]")
 # Sign statuses that say a sign word is not the sender's now (see _read_away).
 _READ_AWAY = frozenset({"negated", "other_person", "other_body_part", "hypothetical"})

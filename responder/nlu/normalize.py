@@ -107,14 +107,14 @@ class Normalizer:
     def normalize(self, text: str, clauses: bool = False) -> str:
         """Return the fully normalized text: clean, spell-corrected, speech slips fixed.
 
-        With `clauses`, boundaries stay as " . " and " , " (never first or last; a
-        run of them keeps its first).
+        With `clauses`, boundaries stay as " . ", " , " and " ? " (never first, and
+        never last but for a question: "puffy?"; a run of them keeps one).
         """
         abbrev, correct = self._abbrev, self._correct
         joined = " ".join([abbrev.get(w, w) for w in map(correct, self.clean(text, clauses))])
         joined = " ".join(self._speech.apply(joined).split())
         if clauses and ("," in joined or "." in joined or "?" in joined):  # else no marks
-            joined = _MARKS.sub(_first_mark, f" {joined} ").strip(" ,.?")
+            joined = _MARKS.sub(_first_mark, f" {joined} ").lstrip(" ,.?").rstrip(" ,.")
         return joined
 
     def _correct(self, word: str) -> str:

@@ -6,8 +6,8 @@
 Before: a sender opts out while all is well. During (`seconds` at `rate` signed
 webhooks a second): ordinary texts from many senders, a red flag on a clinic's
 number and Twilio's re-sent copy of it, a STOP and a later text from that sender,
-a text from the sender who opted out before, a red flag in a phone call, and
-"more" (whose context is in the database). After: every webhook got a 200 with
+a text from the sender who opted out before, a red flag in a phone call,
+"more" and YES (whose context is in the database). After: every webhook got a 200 with
 TwiML within the budget; once /readyz says ready: one record per MessageSid and
 call turn, one clinic alert per red flag (text and call), both senders opted out
 and silent, one warning per worker when it broke and one when it was back, and
@@ -36,6 +36,7 @@ from tests.signed_traffic import Sent, SignedTraffic, Webhook
 
 TOKEN = "fault-test-auth-token"
 SECRET = "fault-test-hash-secret"
+YES_INDEX = 13  # the webhook that says YES: maybe to a check question the database holds
 BUDGET = 5.0  # CALFLINE_WEBHOOK_BUDGET as shipped
 LINE = "+15550007000"
 ORDINARY = ["calf cramp right now what do i do", "my calves are tight after my long run",
@@ -85,6 +86,7 @@ def plan(seconds: float, rate: float) -> Plan:
     webhooks[7] = sms(opted_before, "calf cramp", f"SM{run}opted{0:022d}")
     webhooks[9] = call_turn(caller, RED_FLAG, f"CA{run}{0:027d}")
     webhooks[11] = sms(sender[11], "more", f"SM{run}{11:027d}")  # its context is in the database
+    webhooks[YES_INDEX] = sms(sender[YES_INDEX], "YES", f"SM{run}{YES_INDEX:027d}")  # a check?
     webhooks[-5] = sms(stop_sender, "calf cramp", f"SM{run}after{0:022d}")
     return Plan(run, webhooks, {3, 7, count - 5}, red_sender, caller, stop_sender, opted_before)
 
@@ -190,6 +192,8 @@ def run_outage(server: RunningServer, database: Callable[[], str], hook: Webhook
     finally:
         heals()
     check_answers(sent, outage)
+    if dependency == "database":  # it cannot tell whether it asked: YES gets what YES means
+        assert "urgent care" in sent[YES_INDEX].messages[0], sent[YES_INDEX].messages
     ready_after = wait_until_ready(server.base)
 
     sids = {w.form.get("MessageSid") or w.form["CallSid"] for w in outage.webhooks}

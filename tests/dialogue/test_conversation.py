@@ -53,6 +53,28 @@ def test_more_without_context(responder: Responder) -> None:
     assert turn.reply == render_system(responder.catalog, "more_unavailable", "sms")
 
 
+@pytest.mark.parametrize(
+    ("text", "template"),
+    [("YES", "check_answer_unknown_yes"), ("si", "check_answer_unknown_yes"),
+     ("no", "check_answer_unknown_no")],
+)
+def test_yes_or_no_while_the_store_is_down_says_what_yes_would_mean(
+        responder: Responder, text: str, template: str) -> None:
+    """The database holds whether a check question is waiting; without it, YES gets the
+    urgent advice on condition, not the help text."""
+    state = ConversationState(unknown=True)
+    turn = respond(responder, text, "sms", None, state, NOW, timedelta(0))
+    assert turn.reply.template_id == f"system.{template}.sms"
+    assert turn.reply.text  # never silent
+
+
+def test_a_question_while_the_store_is_down_is_answered_as_always(
+        responder: Responder) -> None:
+    turn = respond(responder, "calf cramp right now", "sms", None,
+                   ConversationState(unknown=True), NOW, timedelta(0))
+    assert turn.match.intent == "cramp_now" and turn.reply.template_id == "cramp_now.sms"
+
+
 def test_yes_after_a_red_flag_keeps_the_urgent_answer(responder: Responder) -> None:
     state = ConversationState(last_intent="red_flag", context_at=NOW)
     turn = respond(responder, "yes", "sms", None, state, NOW, WINDOW)

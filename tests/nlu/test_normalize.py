@@ -32,6 +32,7 @@ def test_emoji_without_meaning_are_dropped(responder: Responder) -> None:
     [
         ("calf puffy? not sure", "calf puffy ? not sure"),
         ("calf swollen?? help!", "calf swollen . help"),
+        ("is it swollen?", "is it swollen ?"),
         ("swelling, ? maybe", "swollen ? maybe"),
         ("Pt c/o tightness, ?mild swelling",
          "patient complains of tightness , possible mild swollen"),

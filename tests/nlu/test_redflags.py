@@ -48,6 +48,7 @@ def test_red_flag_detection(responder: Responder, expected: str, text: str) -> N
         ("swelling? none. just tight", "negated"),
         ("my calf is swollen and red?? help", "present"),
         ("my calf is swollen and red. what do i do?", "present"),
+        ("is my left calf a bit swollen?", "uncertain"),
         ("mi perro cojea y tiene la pata hinchada", "other_person"),
         ("my dog is limping and my calf is swollen", "present"),
         ("Chest pain: no. Calf swelling: none.", "negated"),
