@@ -50,7 +50,7 @@ def test_red_flag_detection(responder: Responder, expected: str, text: str) -> N
         ("my calf is swollen and red. what do i do?", "present"),
         ("is my left calf a bit swollen?", "uncertain"),
         ("short of breath on the hill but fine after a minute", "historical"),
-        ("me falto el aire en la subida pero ya se me paso", "historical"),
+        ("tenia dificultad para respirar en la subida pero ya se me paso", "historical"),
         ("calf swelling has not gone down since yesterday", "present"),
         ("mi perro cojea y tiene la pata hinchada", "other_person"),
         ("my dog is limping and my calf is swollen", "present"),
