@@ -24,9 +24,10 @@ dead peers are found by TCP keepalives and tcp_user_timeout. A SQLite writer wai
 for another's lock at most `timeout` (busy_timeout, and WriterQueue within the
 store work's own limit). None of these catches a server that accepts bytes and never
 answers; responder/store/guard.py does. Inside the guard's work a SQLite connection
-also keeps to the work's deadline by itself (the guard runs SQLite's webhooks in
-their own thread): its busy wait is cut to what is left before BEGIN IMMEDIATE, and
-a progress handler interrupts a statement still running at the deadline.
+also keeps to the work's deadline by itself, for the webhooks the guard runs in their
+own thread (a SQLite file beside its spool): its busy wait is cut to what is left
+before BEGIN IMMEDIATE, and a progress handler interrupts a statement still running
+at the deadline.
 """
 
 from __future__ import annotations
@@ -71,8 +72,8 @@ PING_AFTER_IDLE_SECONDS = 1.0
 RETURNED_AT = "calfline_returned_at"
 # Execution option that leaves out SQLite's BEGIN IMMEDIATE for a single read: see reading().
 READ_ONLY = "calfline_read_only"
-# SQLite virtual-machine instructions between two deadline checks: a webhook's statement
-# runs a few hundred, so about one check each; a runaway one is cut within microseconds.
+# SQLite virtual-machine instructions between two deadline checks (one Python call
+# each): a runaway statement is cut within microseconds of the deadline.
 PROGRESS_STEPS = 1000
 # How long a SQLite writer sleeps between tries for another process's writer lock,
 # at first and at most (seconds): see WriterQueue.
