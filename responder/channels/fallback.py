@@ -24,6 +24,7 @@ was recorded after all, just as the webhook gave up waiting, is not recorded twi
 from __future__ import annotations
 
 import logging
+import os
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -47,6 +48,7 @@ from responder.store.conversation_store import (
     idempotency_key,
     utcnow,
 )
+from responder.store.database import sqlite_file
 from responder.store.optout_copy import OptOutCopy
 from responder.store.spool import TurnSpool
 from responder.store.turns import SpooledTurn, check_answer
@@ -102,6 +104,7 @@ def install_fallback(app: Flask) -> Fallback:
     app.extensions[EXTENSION] = fallback
     app.before_request(_start_budget)
     store: ConversationStore = app.extensions["calfline_store"]
+    store.guard.inline = shares_file_system(store, directory)
     try:  # a copy as fresh as the database, for an outage that starts right away
         fallback.optouts.replace(store.guard.attempt(store.opted_out_pairs))
     except StoreUnavailable:
@@ -109,6 +112,28 @@ def install_fallback(app: Flask) -> Fallback:
     finally:
         store.engine.dispose()  # no pooled connection may cross a worker fork (--preload)
     return fallback
+
+
+def shares_file_system(store: ConversationStore, spool: Path) -> bool:
+    """True if the store is a SQLite file on the spool's file system.
+
+    Then the guard runs a webhook's store work in the webhook's own thread
+    (responder/store/guard.py): a disk that stops answering would hold the spool's
+    fsync as well, so the guard's pool could not get that answer out any sooner.
+    """
+    database = sqlite_file(store.engine)
+    return database is not None and _device(database.parent) == _device(spool)
+
+
+def _device(path: Path) -> int:
+    """The file system holding `path`, or the one it will be made on (the spool makes
+    its directory on first use, mode 0700)."""
+    for candidate in (path, *path.resolve().parents):
+        try:
+            return os.stat(candidate).st_dev
+        except FileNotFoundError:
+            continue
+    raise FileNotFoundError(path)
 
 
 def _start_budget() -> None:

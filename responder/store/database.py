@@ -23,7 +23,11 @@ server's statement_timeout, a pooled connection is waited for at most `timeout`,
 dead peers are found by TCP keepalives and tcp_user_timeout. A SQLite writer waits
 for another's lock at most `timeout` (busy_timeout, and WriterQueue within the
 store work's own limit). None of these catches a server that accepts bytes and never
-answers; responder/store/guard.py does.
+answers; responder/store/guard.py does. Inside the guard's work a SQLite connection
+also keeps to the work's deadline by itself, for the webhooks the guard runs in their
+own thread (a SQLite file beside its spool): its busy wait is cut to what is left
+before BEGIN IMMEDIATE, and a progress handler interrupts a statement still running
+at the deadline.
 """
 
 from __future__ import annotations
@@ -44,11 +48,11 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.pool import StaticPool
 
 from responder.errors import ConfigError, StoreUnavailable
-from responder.store.guard import remaining
+from responder.store.guard import past_deadline, remaining
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 DEFAULT_SQLITE_NAME = "calfline.sqlite3"
@@ -68,6 +72,14 @@ PING_AFTER_IDLE_SECONDS = 1.0
 RETURNED_AT = "calfline_returned_at"
 # Execution option that leaves out SQLite's BEGIN IMMEDIATE for a single read: see reading().
 READ_ONLY = "calfline_read_only"
+# SQLite virtual-machine instructions between two deadline checks (one Python call
+# each): a runaway statement is cut within microseconds of the deadline.
+PROGRESS_STEPS = 1000
+# How long a SQLite writer sleeps between tries for another process's writer lock,
+# at first and at most (seconds): see WriterQueue.
+FLOCK_FIRST_SLEEP = 0.0001
+FLOCK_LONGEST_SLEEP = 0.002
+BUSY_MS = "calfline_busy_ms"  # the connection's busy_timeout when not the default
 
 
 def database_url(configured: str, instance_path: str | Path) -> str:
@@ -111,6 +123,8 @@ def _sqlite_engine(url: URL, timeout: float | None) -> Engine:
         cursor.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
         cursor.execute("PRAGMA synchronous=FULL")  # see the module docstring
         cursor.close()
+        # Outside the guard's work past_deadline() is always False: no limit.
+        dbapi_connection.set_progress_handler(past_deadline, PROGRESS_STEPS)
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
@@ -118,12 +132,43 @@ def _sqlite_engine(url: URL, timeout: float | None) -> Engine:
         # fail at once with "database is locked" when another process wrote meanwhile.
         # A single read (reading()) is its own transaction in SQLite's autocommit mode:
         # no BEGIN, no write lock, no wait for another process's writer.
-        if not connection.get_execution_options().get(READ_ONLY):
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
+        if connection.get_execution_options().get(READ_ONLY):
+            return
+        _limit_busy_wait(connection, int(busy * 1000))
+        _begin_immediate(connection)
 
     if not in_memory:
         _use_wal(engine)
     return engine
+
+
+def _begin_immediate(connection: Connection) -> None:
+    """BEGIN IMMEDIATE on the driver's own connection, its error as SQLAlchemy's class.
+
+    exec_driver_sql() would cost SQLAlchemy's whole execute path (about 20 us) for a
+    statement with no parameters and no rows, on every webhook's write transaction.
+    """
+    raw = connection.connection.driver_connection
+    assert raw is not None
+    try:
+        raw.execute("BEGIN IMMEDIATE")
+    except sqlite3.Error as error:  # "database is locked" past busy_timeout: the guard's cue
+        raise DBAPIError.instance("BEGIN IMMEDIATE", (), error, sqlite3.Error) from error
+
+
+def _limit_busy_wait(connection: Connection, default_ms: int) -> None:
+    """Let BEGIN IMMEDIATE wait for another writer no longer than the guard's work has
+    left, and `default_ms` outside the guard: the progress handler does not run while
+    SQLite sleeps in its busy wait, so the deadline has to be the wait's own limit."""
+    left = remaining()
+    wanted = default_ms if left is None else max(1, min(int(left * 1000), default_ms))
+    info = connection.connection.info
+    if info.get(BUSY_MS, default_ms) == wanted:
+        return
+    raw = connection.connection.driver_connection
+    assert raw is not None
+    raw.execute(f"PRAGMA busy_timeout={wanted}")
+    info[BUSY_MS] = wanted
 
 
 def _use_wal(engine: Engine) -> None:
@@ -222,6 +267,11 @@ class WriterQueue:
     percentile and up to 430 ms. Here writers queue on a thread lock, then on
     flock() of a file beside the database, and the kernel wakes the next one
     the moment the lock is free. A process that dies releases its flock.
+
+    Inside the guard's work the wait ends at the work's deadline: the thread lock
+    with a timeout, the flock() by trying without blocking, sleeping 0.1 ms, then
+    twice as long each time up to 2 ms (another process's writer holds it for a
+    transaction, about 0.3 ms). Outside it (the command line) flock() blocks.
     """
 
     def __init__(self, lock_path: str) -> None:
@@ -244,10 +294,29 @@ class WriterQueue:
         if not self._threads.acquire(timeout=-1 if left is None else max(left, 0.0)):
             raise StoreUnavailable("another writer held the database past the time limit")
         try:
-            fcntl.flock(self._file(), fcntl.LOCK_EX)
+            if left is None:
+                fcntl.flock(self._file(), fcntl.LOCK_EX)
+            else:
+                self._flock_until(time.monotonic() + left)
         except BaseException:
             self._threads.release()
             raise
+
+    def _flock_until(self, deadline: float) -> None:
+        """Take the file lock, trying until `deadline` (monotonic) without ever blocking."""
+        pause = FLOCK_FIRST_SLEEP
+        while True:
+            try:
+                fcntl.flock(self._file(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise StoreUnavailable(
+                        "another process's writer held the database past the time limit"
+                    ) from None
+                time.sleep(min(pause, left))
+                pause = min(pause * 2, FLOCK_LONGEST_SLEEP)
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
                  trace: TracebackType | None) -> None:
@@ -255,6 +324,14 @@ class WriterQueue:
             fcntl.flock(self._file(), fcntl.LOCK_UN)
         finally:
             self._threads.release()
+
+
+def sqlite_file(engine: Engine) -> Path | None:
+    """The SQLite database's file, or None (PostgreSQL, or SQLite in memory)."""
+    database = engine.url.database
+    if engine.dialect.name != "sqlite" or database in (None, "", ":memory:"):
+        return None
+    return Path(str(database))
 
 
 def writer_queue(engine: Engine) -> AbstractContextManager[Any]:

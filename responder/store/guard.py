@@ -15,6 +15,19 @@ is interrupted, and a connection, transaction or commit it has not begun yet is
 refused (`raise_if_abandoned`, called from the engine's connect, begin and commit
 events).
 
+Why not always: every wait SQLite has can be cut from inside the caller's own
+thread, so with `inline` set `run` does the work there and saves the hop to the
+pool and back (two thread wake-ups and GIL hand-overs per webhook, each queued
+behind the other busy threads for a core under load). The deadline then holds by
+itself: the writer queue gives up at it (database.WriterQueue), SQLite's busy wait
+is set to what is left before BEGIN IMMEDIATE, a statement still running at it is
+interrupted by the progress handler (`past_deadline`), and a begin or commit after
+it is refused. What no thread can cut is a system call stuck on a disk that stopped
+answering (an fsync); the pool leaves the webhook free to answer from the spool, so
+the web app sets `inline` only when the spool shares the SQLite file's file system
+(responder/channels/fallback.py), where that answer would wait on the same disk.
+`attempt` (the probes, the replay, /readyz) always uses the pool.
+
 A circuit breaker stops the webhooks from each paying that wait: after one
 failure `run` refuses at once until `attempt` succeeds (the spool replayer
 probes about once a second). One outage, two log lines: a warning when the
@@ -77,7 +90,7 @@ _SERVER_ADDRESS = re.compile(r'connection to server (?:at|on socket) "[^"]*"(?:,
 
 
 class _Work:
-    """One piece of store work on the pool: its deadline and the connections it holds."""
+    """One piece of store work: its deadline and the connections it holds (on the pool)."""
 
     def __init__(self, deadline: float) -> None:
         self.deadline = deadline
@@ -110,10 +123,18 @@ def _interrupt(dbapi_connection: Any) -> None:
 
 
 def raise_if_abandoned() -> None:
-    """Refuse to begin or commit a transaction the webhook has stopped waiting for."""
+    """Refuse to begin or commit a transaction the webhook has stopped waiting for, or
+    one past its deadline (inline work, which nobody abandons from outside)."""
     work: _Work | None = getattr(_current, "work", None)
-    if work is not None and work.abandoned:
+    if work is not None and (work.abandoned or time.monotonic() >= work.deadline):
         raise StoreUnavailable("the webhook stopped waiting for this database work")
+
+
+def past_deadline() -> bool:
+    """True once the current store work is abandoned or past its deadline: SQLite's
+    progress handler (database.py) then interrupts the statement running."""
+    work: _Work | None = getattr(_current, "work", None)
+    return work is not None and (work.abandoned or time.monotonic() >= work.deadline)
 
 
 def remaining() -> float | None:
@@ -169,6 +190,8 @@ class StoreGuard:
         self.engine = engine
         self.timeout = timeout
         self.name = name
+        # run() in the caller's thread (SQLite only: see the module docstring).
+        self.inline = False
         self._lock = threading.Lock()
         self._pool: tuple[int, ThreadPoolExecutor] | None = None  # (pid, pool): never forked
         self._down_since: float | None = None  # monotonic; the circuit is open
@@ -204,7 +227,7 @@ class StoreGuard:
         if self._outage is not None:
             self.settle()
         try:
-            return self._call(work, timeout)
+            return self._call(work, timeout, inline=self.inline)
         except StoreUnavailable as exc:
             self.trip(str(exc))
             raise
@@ -275,11 +298,13 @@ class StoreGuard:
                     self._pool = pool
         return pool[1]
 
-    def _call(self, work: Callable[[], T], timeout: float | None) -> T:
+    def _call(self, work: Callable[[], T], timeout: float | None, inline: bool = False) -> T:
         limit = self.timeout if timeout is None else min(timeout, self.timeout)
         if limit <= 0:
             raise StoreUnavailable("no time left in the webhook's budget")
         job = _Work(time.monotonic() + limit)
+        if inline:
+            return self._call_inline(work, job)
 
         def run_job() -> T:
             if job.abandoned:  # waited in the queue past its deadline
@@ -299,6 +324,17 @@ class StoreGuard:
             raise StoreUnavailable(f"no answer within {limit:g} s") from None
         except UNAVAILABLE as exc:
             raise StoreUnavailable(describe(exc)) from exc
+
+    @staticmethod
+    def _call_inline(work: Callable[[], T], job: _Work) -> T:
+        """work() in this thread; its waits end at the job's deadline (module docstring)."""
+        outer, _current.work = getattr(_current, "work", None), job
+        try:
+            return work()
+        except UNAVAILABLE as exc:  # sqlite3's "interrupted" at the deadline among them
+            raise StoreUnavailable(describe(exc)) from exc
+        finally:
+            _current.work = outer
 
     def shutdown(self) -> None:
         """Stop this process's pool threads (tests, shutdown)."""

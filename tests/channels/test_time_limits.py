@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from flask import Flask
@@ -27,3 +30,17 @@ def test_the_shipped_limits_fit(make_app: Callable[..., Flask]) -> None:
     app = make_app()
     config = app.config
     assert config["STORE_TIMEOUT"] + 2 * config["REDIS_TIMEOUT"] < config["WEBHOOK_BUDGET"] <= 14
+
+
+def test_store_work_runs_in_the_webhooks_thread_only_beside_the_spool(
+    make_app: Callable[..., Flask], database_url: str, tmp_path: Path
+) -> None:
+    # Inline only where a stuck disk would hold the spool's answer too (guard.py says why).
+    beside = make_app()
+    assert beside.extensions["calfline_store"].guard.inline is database_url.startswith("sqlite")
+    other_disk = Path("/dev/shm")
+    if os.stat(other_disk).st_dev == os.stat(tmp_path).st_dev:
+        pytest.skip("no second file system here for the spool")
+    with tempfile.TemporaryDirectory(dir=other_disk) as spool:
+        apart = make_app(SPOOL_DIR=str(Path(spool) / "spool"))
+        assert apart.extensions["calfline_store"].guard.inline is False

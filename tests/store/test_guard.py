@@ -3,9 +3,12 @@ per outage and one when it ends."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -33,6 +36,7 @@ def store_log() -> Iterator[Lines]:
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[ConversationStore]:
     opened = ConversationStore.open(sqlite_url(tmp_path), SECRET, timeout=0.3)
+    opened.guard.inline = True  # as the web app sets it with the spool beside the file
     yield opened
     opened.close()
 
@@ -42,18 +46,69 @@ def _probe_rows(store: ConversationStore) -> int:
         return len(connection.execute(select(Meta).where(Meta.key == "late")).all())
 
 
-def test_work_past_the_limit_is_abandoned_and_never_committed(store: ConversationStore) -> None:
-    def slow_write() -> None:
-        time.sleep(0.5)  # a stalled disk, a lock held elsewhere
-        with store.engine.begin() as connection:
-            connection.execute(Meta.__table__.insert().values(key="late", value="x"))
+def _slow_write(store: ConversationStore) -> None:
+    time.sleep(0.5)  # a stalled disk, a lock held elsewhere
+    with store.engine.begin() as connection:
+        connection.execute(Meta.__table__.insert().values(key="late", value="x"))
 
+
+def test_work_on_the_pool_past_the_limit_is_abandoned_and_never_committed(
+    store: ConversationStore
+) -> None:
     started = time.monotonic()
     with pytest.raises(StoreUnavailable, match="no answer within 0.3 s"):
-        store.guard.run(slow_write)
+        store.guard.attempt(partial(_slow_write, store))  # the probes' path: the pool
     assert time.monotonic() - started < 0.45
     time.sleep(0.5)  # the abandoned work woke up meanwhile and tried to write
     assert _probe_rows(store) == 0
+
+
+def test_sqlite_webhook_work_runs_in_the_callers_own_thread(store: ConversationStore) -> None:
+    assert store.guard.run(threading.current_thread) is threading.current_thread()
+
+
+def test_inline_work_past_the_limit_is_refused_its_transaction(store: ConversationStore) -> None:
+    # Python's own sleep cannot be cut in the same thread; what it then asks of the
+    # database is refused, so nothing lands after the webhook's limit.
+    with pytest.raises(StoreUnavailable):
+        store.guard.run(partial(_slow_write, store))
+    assert _probe_rows(store) == 0
+    assert not store.guard.available
+
+
+def test_an_inline_sqlite_statement_is_interrupted_at_the_limit(store: ConversationStore) -> None:
+    def write_then_run_away() -> None:
+        with store.engine.begin() as connection:
+            connection.execute(Meta.__table__.insert().values(key="late", value="x"))
+            connection.execute(text(  # counts for minutes unless interrupted
+                "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n "
+                "WHERE i < 1000000000) SELECT count(*) FROM n"))
+
+    started = time.monotonic()
+    with pytest.raises(StoreUnavailable, match="interrupted"):
+        store.guard.run(write_then_run_away)
+    assert time.monotonic() - started < 0.45
+    assert _probe_rows(store) == 0  # rolled back with the statement
+
+
+def test_another_process_holding_the_writer_lock_is_not_waited_for(
+    store: ConversationStore
+) -> None:
+    database = make_url(str(store.engine.url)).database
+    with subprocess.Popen([sys.executable, "-c", (
+            "import fcntl, time\n"
+            f"f = open({database + '-writer.lock'!r}, 'a')\n"
+            "fcntl.flock(f, fcntl.LOCK_EX); print('held', flush=True); time.sleep(5)")],
+            stdout=subprocess.PIPE, text=True) as holder:
+        try:
+            assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+            started = time.monotonic()
+            with pytest.raises(StoreUnavailable, match="past the time limit"):
+                store.guard.run(store.write_probe)
+            assert time.monotonic() - started < 0.45
+        finally:
+            holder.kill()
+    store.guard.attempt(store.write_probe)  # and the next write goes through
 
 
 def _full_disk() -> None:
