@@ -52,6 +52,8 @@ def test_red_flag_detection(responder: Responder, expected: str, text: str) -> N
         ("short of breath on the hill but fine after a minute", "historical"),
         ("tenia dificultad para respirar en la subida pero ya se me paso", "historical"),
         ("calf swelling has not gone down since yesterday", "present"),
+        ("is my calf swollen or am i paranoid", "uncertain"),
+        ("tengo la pantorrilla hinchada o estoy paranoica", "uncertain"),
         ("mi perro cojea y tiene la pata hinchada", "other_person"),
         ("my dog is limping and my calf is swollen", "present"),
         ("Chest pain: no. Calf swelling: none.", "negated"),
