@@ -40,7 +40,7 @@ from responder.nlu.model import (
     save_model,
     stored_words,
 )
-from responder.nlu.normalize import Normalizer, fold
+from responder.nlu.normalize import Normalizer, fold, has_clause_marks
 from responder.nlu.redflags import RedFlagDetector, SignHit, sign_features
 
 _EDGE_PUNCTUATION = re.compile(r"^[\W_]+|[\W_]+$")
@@ -148,8 +148,7 @@ class MessageReader:
     def read(self, text: str) -> tuple[str, list[SignHit]]:
         """Return the normalized text and the signs found (clause by clause)."""
         clauses = self.normalizer.normalize(text, clauses=True)
-        marked = "," in clauses or "." in clauses or "?" in clauses
-        words = _CLAUSE_WORDS.sub("", clauses) if marked else clauses
+        words = _CLAUSE_WORDS.sub("", clauses) if has_clause_marks(clauses) else clauses
         return words, self.detector.find(clauses)
 
     def featurize(self, text: str) -> tuple[str, np.ndarray]:

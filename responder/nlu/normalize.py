@@ -36,6 +36,11 @@ _MARKS = re.compile(r"(?: [,.?])+")
 _CACHE_LIMIT = 50_000
 
 
+def has_clause_marks(text: str) -> bool:
+    """True when a text normalized with `clauses` may hold a clause mark (, . ?)."""
+    return "," in text or "." in text or "?" in text
+
+
 def _sentence_mark(match: re.Match[str]) -> str:
     # One "?" asks; "??" and "?!" press a point ("swollen and red??").
     return " ? " if match.group(0) == "?" else " . "
@@ -113,7 +118,7 @@ class Normalizer:
         abbrev, correct = self._abbrev, self._correct
         joined = " ".join([abbrev.get(w, w) for w in map(correct, self.clean(text, clauses))])
         joined = " ".join(self._speech.apply(joined).split())
-        if clauses and ("," in joined or "." in joined or "?" in joined):  # else no marks
+        if clauses and has_clause_marks(joined):
             joined = _MARKS.sub(_first_mark, f" {joined} ").lstrip(" ,.?").rstrip(" ,.")
         return joined
 

@@ -203,9 +203,10 @@ class _Context:
         self.rules = rules
         self.neg_before = free(rules._neg_before.find(tokens))
         self.neg_after = free(rules._neg_after.find(tokens))
+        self.questions: list[Span] = []
         if "?" in tokens.text:  # both need a question mark
             self.neg_after += tokens.find(rules._answered_no)
-        self.questions = tokens.find(_QUESTION) if "?" in tokens.text else []
+            self.questions = tokens.find(_QUESTION)
         # A clause ends the scope (ConText's termination): a full stop (kept by
         # the normalizer as "."), or a comma, "and", "or" or a terminator word
         # unless a sign follows at once, as in a list: "no pain, swelling or redness".
@@ -224,9 +225,8 @@ class _Context:
         self.past_after = rules._past_after.find(tokens)
         self.others = rules._others.find(tokens)
         self.animals = rules._animals.find(tokens)
-        self_mentions = rules._self.find(tokens)
-        self.self_mentions = self_mentions
-        self.talks_about_self = bool(self_mentions) and not rules._patients.find(tokens)
+        self.self_mentions = rules._self.find(tokens)
+        self.talks_about_self = bool(self.self_mentions) and not rules._patients.find(tokens)
         self.unsure_before = rules._unsure_before.find(tokens)
         self.unsure_after = rules._unsure_after.find(tokens)
 
@@ -254,13 +254,9 @@ class _Context:
     def _animal_before(self, span: Span) -> bool:
         """An animal earlier in the sentence owns the sign ("my dog limps and his paw is
         swollen") unless the sender speaks of themself in between ("..., my calf is")."""
-        window = self.rules._window + 5
-        return any(
-            t[1] <= span[0] and span[0] - t[1] <= window
-            and not self._closed(t[1], span[0], self.sentence_ends)
-            and not any(t[1] <= m[0] and m[1] <= span[1] for m in self.self_mentions)
-            for t in self.animals
-        )
+        owners = [t for t in self.animals
+                  if not any(t[1] <= m[0] and m[1] <= span[1] for m in self.self_mentions)]
+        return self._before(owners, span, self.rules._window + 5, self.sentence_ends)
 
     def _before(self, triggers: list[Span], span: Span, window: int,
                 stops: list[Span] | None = None) -> bool:

@@ -338,9 +338,9 @@ def writer_queue(engine: Engine) -> AbstractContextManager[Any]:
     """Return what writers of this database queue on: see WriterQueue (SQLite only)."""
     if engine.dialect.name != "sqlite":
         return nullcontext()  # PostgreSQL locks rows, not the database
-    database = engine.url.database
-    if database in (None, "", ":memory:"):
-        return threading.Lock()  # one process
+    database = sqlite_file(engine)
+    if database is None:
+        return threading.Lock()  # in memory: one process
     return WriterQueue(f"{database}-writer.lock")
 
 

@@ -125,8 +125,7 @@ def _interrupt(dbapi_connection: Any) -> None:
 def raise_if_abandoned() -> None:
     """Refuse to begin or commit a transaction the webhook has stopped waiting for, or
     one past its deadline (inline work, which nobody abandons from outside)."""
-    work: _Work | None = getattr(_current, "work", None)
-    if work is not None and (work.abandoned or time.monotonic() >= work.deadline):
+    if past_deadline():
         raise StoreUnavailable("the webhook stopped waiting for this database work")
 
 
