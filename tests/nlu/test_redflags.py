@@ -117,3 +117,44 @@ def test_signs_read_away_ask_no_check(responder: Responder, text: str) -> None:
     match = responder.matcher.match(text)
     assert match.care not in CAUGHT, match
 
+
+
+# The safety reference's lay words for stroke, a break, PAD rest pain, cauda equina and
+# heatstroke, and everyday phrases that share their words.
+@pytest.mark.parametrize(("text", "sign"), [
+    ("all of a sudden my left side feels weak, arm and leg", "one_sided_weakness"),
+    ("his face is drooping on one side and he can't lift his leg", "one_sided_weakness"),
+    ("de repente se me debilito el lado derecho, brazo y pierna", "one_sided_weakness"),
+    ("fell off the wall and my ankle is pointing the wrong way", "deformity"),
+    ("heard a crack and now my shin looks kind of crooked", "deformity"),
+    ("me cai y el tobillo se ve chueco", "deformity"),
+    ("known claudication, now the calf aches even lying in bed at night", "rest_pain"),
+    ("pt with PAD, new rest pain R calf", "rest_pain"),
+    ("ahora tengo dolor en reposo en la pantorrilla", "rest_pain"),
+    ("my bum has gone numb and i can't hold my pee", "compartment"),
+    ("the pain is so bad i can hardly think, calf tight as a drum", "compartment"),
+    ("she is not making any sense and keeps staggering after the hot 10k", "heat_illness_or_confusion"),
+    ("my brother had a fit at the finish line in the heat", "heat_illness_or_confusion"),
+    ("temperature of 40 after the race and calves cramping", "heat_illness_or_confusion"),
+    ("cramping in my hands and belly as well as my calves", "cramps_beyond_legs"),
+])
+def test_new_lay_signs(responder: Responder, text: str, sign: str) -> None:
+    """Each is found, whoever's it is (status aside)."""
+    _, hits = responder.matcher.reader.read(text)
+    assert sign in {hit.name for hit in hits}
+
+
+@pytest.mark.parametrize(("text", "sign"), [
+    ("keep your back leg bent in the second stretch", "deformity"),
+    ("do the wall stretch with the knee bent", "deformity"),
+    ("claudication pain comes on at 200m and stops at rest", "rest_pain"),
+    ("had a fit of laughter at the finish", "heat_illness_or_confusion"),
+    ("do these shoes fit wide feet", "heat_illness_or_confusion"),
+    ("my left side stitch came back during the tempo run", "one_sided_weakness"),
+    ("stomach cramps from the gels at mile 20", "cramps_beyond_legs"),
+    ("el dolor se me quita en reposo", "rest_pain"),
+])
+def test_lay_sign_look_alikes(responder: Responder, text: str, sign: str) -> None:
+    """Everyday phrases that share a sign's words are not that sign."""
+    _, hits = responder.matcher.reader.read(text)
+    assert sign not in {hit.name for hit in hits}
