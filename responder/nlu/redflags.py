@@ -86,6 +86,48 @@ class _Phrases:
         return tokens.find(self.pattern)
 
 
+class _PartWords:
+    """Which body part a leg sign is attached to, by its nearest word on either side.
+
+    "R knee swelling, no calf involvement" is about the knee though the calf is named:
+    a local sign whose next word (past "my", "is", "left" ...) is an out-of-scope part
+    and neither neighbour is a leg word is that part's. Only the next word counts, so
+    "swelling behind my knee" stays the leg's.
+    """
+
+    _FILLER = frozenset({"is", "was", "are", "were", "my", "the", "his", "her", "a", "r", "l",
+                         "right", "left", "very", "so", "really", "still", "bit", "got",
+                         "looks", "feels", "mi", "la", "el", "derecha", "izquierda"})
+    _PLACES = frozenset({"below", "under", "behind", "above", "from", "near", "to", "down",
+                         "debajo", "detras", "bajo", "abajo", "arriba", "hasta", "desde"})
+
+    def __init__(self, in_scope: Iterable[str], out_scope: Iterable[str]) -> None:
+        self._in = frozenset(w for w in in_scope if " " not in w.strip())
+        self._out = frozenset(w for w in out_scope if " " not in w.strip())
+
+    def _next(self, words: list[str], index: int, step: int) -> int | None:
+        while 0 <= index < len(words) and words[index] in self._FILLER:
+            index += step
+        return index if 0 <= index < len(words) else None
+
+    def other_part_next_to(self, tokens: _Tokens, span: Span) -> bool:
+        """True when the sign's nearest word is an out-of-scope part and no leg word is."""
+        words = tokens.text.split()
+        if any(w in self._in for w in words[span[0]:span[1]]):
+            return False
+        before, after = self._next(words, span[0] - 1, -1), self._next(words, span[1], 1)
+        near = [words[i] for i in (before, after) if i is not None]
+        if any(w in self._in for w in near) or not any(w in self._out for w in near):
+            return False
+        # "my leg below the knee is swollen": the knee says where on the leg.
+        if before is not None and words[before] in self._out:
+            placed = self._next(words, before - 1, -1)
+            if placed is not None and words[placed] in self._PLACES:
+                return False
+        # "swollen knee and calf": the leg is named right after the other part.
+        return after is None or not any(w in self._in for w in words[after + 1:after + 3])
+
+
 class _Tokens:
     """Maps character offsets of a space-joined text to token indices."""
 
@@ -158,6 +200,7 @@ class RedFlagDetector:
         parts = lexicon.get("body_parts", {})
         self._in_scope = WordList(parts.get("in_scope", []))
         self._out_scope = WordList(parts.get("out_of_scope", []))
+        self._part_words = _PartWords(parts.get("in_scope", []), parts.get("out_of_scope", []))
 
     def find(self, text: str) -> list[SignHit]:
         """Return every sign mention in the normalized text with its context status."""
@@ -177,8 +220,9 @@ class RedFlagDetector:
         only_other_part = self._out_scope.found_in(text) and not self._in_scope.found_in(text)
         statuses = _through_lists(text.split(), [(s, context.status(s)) for s in sign_spans])
         hits = []
-        for (name, scope, _, matched, care, alone), status in zip(found, statuses, strict=True):
-            if status == "present" and scope == "local" and only_other_part:
+        for (name, scope, span, matched, care, alone), status in zip(found, statuses, strict=True):
+            if status == "present" and scope == "local" and (
+                    only_other_part or self._part_words.other_part_next_to(tokens, span)):
                 status = "other_body_part"
             if status == "uncertain" and alone:  # chest pain, breathing: never a maybe
                 status = "present"

@@ -131,7 +131,7 @@ def test_signs_read_away_ask_no_check(responder: Responder, text: str) -> None:
     ("known claudication, now the calf aches even lying in bed at night", "rest_pain"),
     ("pt with PAD, new rest pain R calf", "rest_pain"),
     ("ahora tengo dolor en reposo en la pantorrilla", "rest_pain"),
-    ("my bum has gone numb and i can't hold my pee", "compartment"),
+    ("my bum has gone numb and i can't hold my pee", "cauda_equina"),
     ("the pain is so bad i can hardly think, calf tight as a drum", "compartment"),
     ("she is not making any sense and keeps staggering after the hot 10k", "heat_illness_or_confusion"),
     ("my brother had a fit at the finish line in the heat", "heat_illness_or_confusion"),
@@ -158,3 +158,22 @@ def test_lay_sign_look_alikes(responder: Responder, text: str, sign: str) -> Non
     """Everyday phrases that share a sign's words are not that sign."""
     _, hits = responder.matcher.reader.read(text)
     assert sign not in {hit.name for hit in hits}
+
+
+@pytest.mark.parametrize(("text", "status"), [
+    ("pt c/o L knee swelling after a fall, no calf involvement", "other_body_part"),
+    ("my knee is swollen and hot after the fall, calves fine", "other_body_part"),
+    ("my leg below the knee is swollen on one side", "present"),
+    ("swelling behind my knee and down into my calf", "present"),
+    ("my knee and calf are swollen", "present"),
+])
+def test_a_leg_sign_belongs_to_the_part_next_to_it(
+        responder: Responder, text: str, status: str) -> None:
+    _, hits = responder.matcher.reader.read(text)
+    assert {h.status for h in hits if h.name == "swelling"} == {status}
+
+
+def test_cauda_equina_counts_in_a_message_about_the_back(responder: Responder) -> None:
+    """Lost bladder control is the sender's emergency even when only the back is named."""
+    match = responder.matcher.match("my lower back hurts and i cant control my bladder")
+    assert match.care == "emergency", match
