@@ -106,6 +106,11 @@ class Thresholds:
     # The words-only red-flag model's bar for the check question: a sign the rules
     # have no pattern for (a new lay word, another language) still gets asked about.
     text_check: float = 0.5
+    # Urgent without a rule: both red-flag models (with and without the sign features)
+    # this sure and no sign word at all, so nothing the rules read away or doubt: a
+    # stroke, PAD pain at rest, a tendon gone in words no pattern has. Above 1 is off;
+    # never below `urgent`, so a cautious urgent threshold holds for this path too.
+    learned_urgent: float = 0.85
 
 
 def english_words(min_count: int = 100) -> frozenset[str]:
@@ -208,7 +213,9 @@ class Matcher:
         score, second_score = calm[first], calm[runner]
         signs, urgency = tuple(hits), round(urgency, 4)
         present = [h for h in hits if h.present]
-        if any(h.fires_alone for h in present) or (urgency >= self.thresholds.urgent and present):
+        learned_bar = max(self.thresholds.learned_urgent, self.thresholds.urgent)
+        if any(h.fires_alone for h in present) or (urgency >= self.thresholds.urgent and present) \
+                or (not hits and min(urgency, verdict.text_red_flag) >= learned_bar):
             emergency = any(h.care == "emergency" for h in present)
             return Match(text, normalized, RED_FLAG, round(urgency, 3), best, round(score, 3),
                          reason="red_flag", signs=signs,

@@ -44,6 +44,8 @@ SETTINGS: dict[str, tuple[str, Callable[[str], Any], Any]] = {
     "URGENT_THRESHOLD": ("CALFLINE_URGENT_THRESHOLD", _float, Thresholds.urgent),
     "CHECK_THRESHOLD": ("CALFLINE_CHECK_THRESHOLD", _float, Thresholds.check),
     "TEXT_CHECK_THRESHOLD": ("CALFLINE_TEXT_CHECK_THRESHOLD", _float, Thresholds.text_check),
+    "LEARNED_URGENT_THRESHOLD": ("CALFLINE_LEARNED_URGENT_THRESHOLD", _float,
+                                 Thresholds.learned_urgent),
     "FALLBACK_THRESHOLD": ("CALFLINE_FALLBACK_THRESHOLD", _float, Thresholds.fallback),
     "AMBIGUITY_MARGIN": ("CALFLINE_AMBIGUITY_MARGIN", _float, Thresholds.ambiguity),
     "CLINIC_NAME": ("CALFLINE_CLINIC_NAME", _str, "CalfLine"),
@@ -136,6 +138,7 @@ def build_responder(config: Mapping[str, Any]) -> Responder:
         urgent=float(config["URGENT_THRESHOLD"]),
         check=float(config["CHECK_THRESHOLD"]),
         text_check=float(config["TEXT_CHECK_THRESHOLD"]),
+        learned_urgent=float(config["LEARNED_URGENT_THRESHOLD"]),
     )
     if not 0.0 <= thresholds.check <= thresholds.urgent <= 1.0:
         raise ConfigError("CALFLINE_CHECK_THRESHOLD must be at most CALFLINE_URGENT_THRESHOLD, "
