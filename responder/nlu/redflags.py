@@ -254,7 +254,8 @@ class _Context:
         # A clause ends the scope (ConText's termination): a full stop (kept by
         # the normalizer as "."), or a comma, "and", "or" or a terminator word
         # unless a sign follows at once, as in a list: "no pain, swelling or redness".
-        sign_starts = {span[0] for span in sign_spans}
+        self.words = words = tokens.text.split()
+        sign_starts = {span[0] for span in sign_spans if not opens_with_negation(words, span)}
         joins = [
             span for span in tokens.find(_CLAUSE_JOINS) if span[1] not in sign_starts
         ]
@@ -276,9 +277,13 @@ class _Context:
 
     def status(self, span: Span) -> str:
         window, after = self.rules._window, self.rules._window_after
-        if self._before(self.neg_before, span, window) or self._after(self.neg_after, span, after):
+        # A sign that opens with its own negation is a statement of its own: "niega
+        # disnea y no puede caminar" denies the first, not the second.
+        fresh = opens_with_negation(self.words, span)
+        if (not fresh and self._before(self.neg_before, span, window)) or self._after(
+                self.neg_after, span, after):
             return "negated"
-        if self._before(self.neg_sentence, span, sys.maxsize, self.sentence_ends):
+        if not fresh and self._before(self.neg_sentence, span, sys.maxsize, self.sentence_ends):
             return "negated"
         if self._before(self.past_before, span, window + 3) or self._after(
             self.past_after, span, window
@@ -324,6 +329,17 @@ class _Context:
 
 
 _LIST_JOINS = frozenset({",", "and", "or", "nor", "y", "e", "o", "u", "ni"})
+_OWN_NEGATION = frozenset({"no", "not", "cannot", "unable", "never", "nunca", "sin"})
+_AUXILIARIES = frozenset({"could", "can", "will", "do", "did", "does"})
+
+
+def opens_with_negation(words: list[str], span: Span) -> bool:
+    """True for a sign whose own words start with a negation: "cannot walk", "no puedo
+    orinar", "not sweating". Such a sign says something new, so a negation before it
+    does not reach it through a list ("numb groin and can't pee" is not "no X, Y")."""
+    first = words[span[0]] if span[0] < len(words) else ""
+    second = words[span[0] + 1] if span[0] + 1 < len(words) else ""
+    return first in _OWN_NEGATION or (first in _AUXILIARIES and second == "not")
 
 
 def _through_lists(words: list[str], spans: list[tuple[Span, str]]) -> list[str]:
@@ -338,7 +354,8 @@ def _through_lists(words: list[str], spans: list[tuple[Span, str]]) -> list[str]
     for previous, current in zip(order, order[1:], strict=False):
         gap = words[spans[previous][0][1]:spans[current][0][0]]
         if (statuses[current] == "present" and statuses[previous] == "negated"
-                and all(word in _LIST_JOINS for word in gap)):
+                and all(word in _LIST_JOINS for word in gap)
+                and not opens_with_negation(words, spans[current][0])):
             statuses[current] = "negated"
     return statuses
 

@@ -178,3 +178,16 @@ def test_cauda_equina_counts_in_a_message_about_the_back(responder: Responder) -
     """Lost bladder control is the sender's emergency even when only the back is named."""
     match = responder.matcher.match("my lower back hurts and i cant control my bladder")
     assert match.care == "emergency", match
+
+
+@pytest.mark.parametrize(("text", "sign"), [
+    ("no siento nada en la entrepierna y no puedo orinar", "cauda_equina"),
+    ("niega dolor toracico, disnea y no puede caminar", "cannot_walk"),
+    ("no swelling and cannot walk on it", "cannot_walk"),
+])
+def test_a_sign_with_its_own_negation_starts_a_new_statement(
+        responder: Responder, text: str, sign: str) -> None:
+    """A negation before it does not reach through "and": denying one sign and saying
+    "can't walk" is not denying both."""
+    _, hits = responder.matcher.reader.read(text)
+    assert {h.status for h in hits if h.name == sign} == {"present"}
