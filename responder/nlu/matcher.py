@@ -111,6 +111,10 @@ class Thresholds:
     # stroke, PAD pain at rest, a tendon gone in words no pattern has. Above 1 is off;
     # never below `urgent`, so a cautious urgent threshold holds for this path too.
     learned_urgent: float = 0.85
+    # ... or the words-only model alone this sure (the rules having found no sign word,
+    # it is the one that reads the sentence; the sign-feature model mostly learned
+    # "no sign found, no red flag").
+    text_urgent: float = 0.95
 
 
 def english_words(min_count: int = 100) -> frozenset[str]:
@@ -213,9 +217,8 @@ class Matcher:
         score, second_score = calm[first], calm[runner]
         signs, urgency = tuple(hits), round(urgency, 4)
         present = [h for h in hits if h.present]
-        learned_bar = max(self.thresholds.learned_urgent, self.thresholds.urgent)
         if any(h.fires_alone for h in present) or (urgency >= self.thresholds.urgent and present) \
-                or (not hits and min(urgency, verdict.text_red_flag) >= learned_bar):
+                or (not hits and self._learned_urgent(urgency, verdict.text_red_flag)):
             emergency = any(h.care == "emergency" for h in present)
             return Match(text, normalized, RED_FLAG, round(urgency, 3), best, round(score, 3),
                          reason="red_flag", signs=signs,
@@ -235,6 +238,13 @@ class Matcher:
         return Match(text, normalized, best, round(score, 3), second, round(second_score, 3),
                      ambiguous=ambiguous, signs=signs, care=care, red_flag_probability=urgency,
                      language=language, language_confidence=sure)
+
+    def _learned_urgent(self, urgency: float, words_only: float) -> bool:
+        """Urgent on the models' word alone (no sign word found): both sure, or the
+        words-only model very sure; never below the urgent threshold."""
+        floor = self.thresholds.urgent
+        both = min(urgency, words_only) >= max(self.thresholds.learned_urgent, floor)
+        return both or words_only >= max(self.thresholds.text_urgent, floor)
 
     def _language(
         self, normalized: str, columns: np.ndarray, probabilities: tuple[float, ...] | None

@@ -46,6 +46,7 @@ SETTINGS: dict[str, tuple[str, Callable[[str], Any], Any]] = {
     "TEXT_CHECK_THRESHOLD": ("CALFLINE_TEXT_CHECK_THRESHOLD", _float, Thresholds.text_check),
     "LEARNED_URGENT_THRESHOLD": ("CALFLINE_LEARNED_URGENT_THRESHOLD", _float,
                                  Thresholds.learned_urgent),
+    "TEXT_URGENT_THRESHOLD": ("CALFLINE_TEXT_URGENT_THRESHOLD", _float, Thresholds.text_urgent),
     "FALLBACK_THRESHOLD": ("CALFLINE_FALLBACK_THRESHOLD", _float, Thresholds.fallback),
     "AMBIGUITY_MARGIN": ("CALFLINE_AMBIGUITY_MARGIN", _float, Thresholds.ambiguity),
     "CLINIC_NAME": ("CALFLINE_CLINIC_NAME", _str, "CalfLine"),
@@ -139,6 +140,7 @@ def build_responder(config: Mapping[str, Any]) -> Responder:
         check=float(config["CHECK_THRESHOLD"]),
         text_check=float(config["TEXT_CHECK_THRESHOLD"]),
         learned_urgent=float(config["LEARNED_URGENT_THRESHOLD"]),
+        text_urgent=float(config["TEXT_URGENT_THRESHOLD"]),
     )
     if not 0.0 <= thresholds.check <= thresholds.urgent <= 1.0:
         raise ConfigError("CALFLINE_CHECK_THRESHOLD must be at most CALFLINE_URGENT_THRESHOLD, "

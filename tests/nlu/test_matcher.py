@@ -108,7 +108,8 @@ def test_unambiguous_signs_fire_whatever_the_model_says(responder: Responder) ->
 
 
 def test_urgent_needs_a_sign_the_rules_can_name(responder: Responder) -> None:
-    eager = Matcher(responder.catalog, Thresholds(urgent=0.0, check=0.0, learned_urgent=1.01))
+    eager = Matcher(responder.catalog, Thresholds(urgent=0.0, check=0.0, learned_urgent=1.01,
+                                                    text_urgent=1.01))
     unnamed = eager.match("calves tight after my run")
     assert (unnamed.care, unnamed.present_signs) == ("check", ())
     named = eager.match("my calf is swollen")
@@ -121,11 +122,20 @@ def test_both_models_sure_is_urgent_without_a_sign_word(responder: Responder) ->
     text = "my calf hurts all the time now even sitting down, and the pain is getting worse fast"
     learned = responder.matcher.match(text)
     assert (learned.intent, learned.care, learned.present_signs) == ("red_flag", "urgent", ())
-    off = Matcher(responder.catalog, Thresholds(learned_urgent=1.01)).match(text)
+    off = Matcher(responder.catalog, Thresholds(learned_urgent=1.01, text_urgent=1.01)).match(text)
     assert off.care == "check" and off.intent != "red_flag"
     # Plain soreness with a duration is not a sign, however the words lean.
     assert responder.matcher.match("my calf hurts since yesterday").care not in {
         "urgent", "emergency"}
+
+
+def test_the_words_only_model_alone_can_be_sure_enough(responder: Responder) -> None:
+    """A DVT picture at rest after travel, in words no rule has: the sign-feature model
+    doubts it (no sign found), the words-only one does not."""
+    text = "la pantorrilla me late aun acostado desde que volvi del viaje"
+    assert responder.matcher.match(text).care == "urgent"
+    both_only = Matcher(responder.catalog, Thresholds(text_urgent=1.01)).match(text)
+    assert both_only.care == "check"
 
 
 def test_ambiguity_margin_is_configuration(responder: Responder) -> None:
