@@ -191,3 +191,23 @@ def test_a_sign_with_its_own_negation_starts_a_new_statement(
     "can't walk" is not denying both."""
     _, hits = responder.matcher.reader.read(text)
     assert {h.status for h in hits if h.name == sign} == {"present"}
+
+
+@pytest.mark.parametrize(("text", "sign", "found"), [
+    ("crushing feeling in my chest and my calf aches", "chest_pain", True),
+    ("pte refiere expectoracion con sangre desde ayer", "cough_blood", True),
+    ("coughing up phlegm with blood since the flight", "cough_blood", True),
+    ("i can't stand foam rolling, other ways to loosen my calves?", "cannot_walk", False),
+    ("i can't stand on my left leg since the pop", "cannot_walk", True),
+    ("collapsed on the couch after the long run, calves wrecked", "heat_illness_or_confusion",
+     False),
+    ("he collapsed at the finish line", "heat_illness_or_confusion", True),
+    ("estoy confundido con tanta informacion sobre estiramientos", "heat_illness_or_confusion",
+     False),
+    ("me ahogo en trabajo esta semana, no tengo tiempo de correr", "breathing", False),
+])
+def test_everyday_words_and_clinic_words(
+        responder: Responder, text: str, sign: str, found: bool) -> None:
+    """Clinic and lay words for emergency signs; idioms that share their words."""
+    _, hits = responder.matcher.reader.read(text)
+    assert (sign in {h.name for h in hits}) is found
