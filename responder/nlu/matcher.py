@@ -11,7 +11,9 @@ In the order they apply:
    `check` otherwise, the line asks one yes/no check question: the model
    suspects a sign that no rule names, or a rule names one the model doubts.
    A sign marked fires_alone (chest pain, coughing blood, cannot breathe)
-   that is present is red_flag whatever the model says.
+   that is present is red_flag whatever the model says. When the rules find
+   no sign word at all, the learned models may answer urgent on their own
+   (`learned_urgent`, `text_urgent`): a sign in words no pattern has.
 3. The intent model ranks the other intents; the best is the answer, or the
    best non-urgent answer behind a check question. When the top two calf
    intents are within `ambiguity` the reply asks which one was meant.
