@@ -211,3 +211,19 @@ def test_everyday_words_and_clinic_words(
     """Clinic and lay words for emergency signs; idioms that share their words."""
     _, hits = responder.matcher.reader.read(text)
     assert (sign in {h.name for h in hits}) is found
+
+
+@pytest.mark.parametrize(("text", "found"), [
+    ("a bit dizzy after my hot run, drinking water now", False),
+    ("medio mareado despues de correr con calor, ya tome agua", False),
+    ("still dizzy and sick 40 minutes after the race even in the shade", True),
+    ("dizzy for over half an hour after the hot 10k", True),
+    ("sigo mareada despues de 40 min en la sombra", True),
+    ("i feel muddled and my calves are cramping in this heat", True),
+])
+def test_dizzy_is_heat_exhaustion_until_it_lasts(responder: Responder, text: str,
+                                                 found: bool) -> None:
+    """safety.md: dizzy with cramps is heat exhaustion (cool down, better within 30
+    minutes); still unwell after 30 minutes, or confused, is heatstroke."""
+    _, hits = responder.matcher.reader.read(text)
+    assert ("heat_illness_or_confusion" in {h.name for h in hits}) is found
