@@ -197,6 +197,7 @@ class RedFlagDetector:
         self._past_before = _Phrases(ctx.get("historical_before", []))
         self._hypothetical = _Phrases(ctx.get("hypothetical_before", []))
         self._past_after = _Phrases(ctx.get("historical_after", []))
+        self._recurrent = _Phrases(ctx.get("recurrent", []))
         parts = lexicon.get("body_parts", {})
         self._in_scope = WordList(parts.get("in_scope", []))
         self._out_scope = WordList(parts.get("out_of_scope", []))
@@ -226,6 +227,8 @@ class RedFlagDetector:
                 status = "other_body_part"
             if status == "uncertain" and alone:  # chest pain, breathing: never a maybe
                 status = "present"
+            if status == "present" and not alone and context.recurs(span):
+                status = "historical"
             hits.append(SignHit(name, matched.strip(" ,"), status, care, alone))
         return hits
 
@@ -268,6 +271,7 @@ class _Context:
         self.past_before = rules._past_before.find(tokens)
         self.hypothetical = rules._hypothetical.find(tokens)
         self.past_after = rules._past_after.find(tokens)
+        self.recurrent = rules._recurrent.find(tokens)
         self.others = rules._others.find(tokens)
         self.animals = rules._animals.find(tokens)
         self.self_mentions = rules._self.find(tokens)
@@ -299,6 +303,15 @@ class _Context:
                 self.talks_about_self and self._before(self.others, span, window)):
             return "other_person"
         return "present"
+
+    def recurs(self, span: Span) -> bool:
+        """A sign said to come and go ("sometimes my foot goes numb", "parestesias
+        intermitentes") is a chronic pattern, read like a history: safety.md puts
+        exertional numbness at "see a GP soon". Never for a sign that fires alone:
+        intermittent chest pain on runs is still chest pain."""
+        window = self.rules._window
+        return self._before(self.recurrent, span, window) or self._after(
+            self.recurrent, span, window)
 
     def _animal_before(self, span: Span) -> bool:
         """An animal earlier in the sentence owns the sign ("my dog limps and his paw is

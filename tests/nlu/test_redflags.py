@@ -227,3 +227,18 @@ def test_dizzy_is_heat_exhaustion_until_it_lasts(responder: Responder, text: str
     minutes); still unwell after 30 minutes, or confused, is heatstroke."""
     _, hits = responder.matcher.reader.read(text)
     assert ("heat_illness_or_confusion" in {h.name for h in hits}) is found
+
+
+@pytest.mark.parametrize(("text", "status"), [
+    ("calf aches at mile 3 every run and sometimes my foot goes numb", "historical"),
+    ("Pte refiere parestesias intermitentes en pie al correr", "historical"),
+    ("my foot went numb an hour ago and it still is", "present"),
+    ("intermittent chest pain on my runs this week", "present"),
+    ("had brownish pee after a hot race last summer, normal since", "historical"),
+])
+def test_a_sign_that_comes_and_goes_is_a_pattern_not_an_event(
+        responder: Responder, text: str, status: str) -> None:
+    """Numbness with each run is exertional compartment syndrome's (safety.md: see a GP
+    soon); a sign that fires alone is never read that way."""
+    _, hits = responder.matcher.reader.read(text)
+    assert status in {h.status for h in hits}
