@@ -177,6 +177,8 @@ class RedFlagDetector:
             for sign, p in patterns
         ]
         self.sign_names = tuple(dict.fromkeys(str(s["name"]) for s in rules.get("signs", [])))
+        self._risk_signs = frozenset(str(s["name"]) for s in rules.get("signs", [])
+                                     if s.get("risk"))
         ctx = rules.get("context", {})
         self._window = int(ctx.get("window", 5))
         self._window_after = int(ctx.get("window_after", 3))
@@ -230,7 +232,7 @@ class RedFlagDetector:
             if status == "present" and not alone and context.recurs(span):
                 status = "historical"
             hits.append(SignHit(name, matched.strip(" ,"), status, care, alone))
-        return hits
+        return _risk_follows_the_signs(hits, self._risk_signs)
 
     def fires(self, text: str) -> bool:
         """Return True when any sign in the normalized text is present."""
@@ -353,6 +355,21 @@ def opens_with_negation(words: list[str], span: Span) -> bool:
     first = words[span[0]] if span[0] < len(words) else ""
     second = words[span[0] + 1] if span[0] + 1 < len(words) else ""
     return first in _OWN_NEGATION or (first in _AUXILIARIES and second == "not")
+
+
+def _risk_follows_the_signs(hits: list[SignHit], risks: frozenset[str]) -> list[SignHit]:
+    """A risk context (a flight, surgery, a cast) is asked about, not urgent, when the
+    message's symptom signs are all negated, doubted or someone else's.
+
+    "Calf a bit puffy? after the flight" and "tight after the flight but not swollen,
+    not warm" are the sender weighing a clot, not describing one; "calf aches since the
+    flight", with no symptom sign to read away, keeps the risk as the sign it is.
+    """
+    symptoms = [h.status for h in hits if h.name not in risks]
+    if not symptoms or "present" in symptoms:
+        return hits
+    return [SignHit(h.name, h.text, "uncertain", h.care, h.fires_alone)
+            if h.name in risks and h.present else h for h in hits]
 
 
 def _through_lists(words: list[str], spans: list[tuple[Span, str]]) -> list[str]:

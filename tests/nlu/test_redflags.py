@@ -242,3 +242,21 @@ def test_a_sign_that_comes_and_goes_is_a_pattern_not_an_event(
     soon); a sign that fires alone is never read that way."""
     _, hits = responder.matcher.reader.read(text)
     assert status in {h.status for h in hits}
+
+
+@pytest.mark.parametrize(("text", "care"), [
+    ("calf a bit puffy? after the flight, maybe just tight", "check"),
+    ("calf tight after the flight but not swollen, not warm, both legs the same", "check"),
+    ("calf aches even lying down since the long flight home", "urgent"),
+    ("my calf is swollen since the flight", "urgent"),
+])
+def test_a_risk_context_follows_the_symptom_signs(
+        responder: Responder, text: str, care: str) -> None:
+    """A flight is DVT's risk context: urgent with a calf sign or on its own, asked
+    about when the symptom signs are all doubted or denied."""
+    assert responder.matcher.match(text).care == care
+
+
+def test_no_new_swelling_is_a_negation(responder: Responder) -> None:
+    _, hits = responder.matcher.reader.read("hx dvt 2020, calf achy most evenings, no new swelling")
+    assert {h.status for h in hits if h.name == "swelling"} == {"negated"}
