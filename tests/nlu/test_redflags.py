@@ -260,3 +260,13 @@ def test_a_risk_context_follows_the_symptom_signs(
 def test_no_new_swelling_is_a_negation(responder: Responder) -> None:
     _, hits = responder.matcher.reader.read("hx dvt 2020, calf achy most evenings, no new swelling")
     assert {h.status for h in hits if h.name == "swelling"} == {"negated"}
+
+
+@pytest.mark.parametrize(("text", "found"), [
+    ("el pis me salio mas oscuro de lo normal despues de la tirada larga", False),
+    ("la orina me salio oscura como coca despues del maraton", True),
+])
+def test_darker_than_usual_pee_is_not_the_cola_colour(responder: Responder, text: str,
+                                                      found: bool) -> None:
+    _, hits = responder.matcher.reader.read(text)
+    assert ("dark_urine" in {h.name for h in hits}) is found
