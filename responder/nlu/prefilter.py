@@ -222,6 +222,11 @@ class WordList:
         phrases = sorted(re.escape(f" {e} ") for e in cleaned if " " in e)
         self._phrases = re.compile("|".join(phrases)).search if phrases else None
 
+    @property
+    def words(self) -> frozenset[str]:
+        """The entries that are one word."""
+        return self._words
+
     def found_in(self, text: str) -> bool:
         """Return True when any entry occurs in the text as whole words."""
         return self.found(frozenset(text.split()), f" {text} ")

@@ -14,7 +14,7 @@ import bisect
 import re
 import sys
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -101,9 +101,8 @@ class _PartWords:
     _PLACES = frozenset({"below", "under", "behind", "above", "from", "near", "to", "down",
                          "debajo", "detras", "bajo", "abajo", "arriba", "hasta", "desde"})
 
-    def __init__(self, in_scope: Iterable[str], out_scope: Iterable[str]) -> None:
-        self._in = frozenset(w for w in in_scope if " " not in w.strip())
-        self._out = frozenset(w for w in out_scope if " " not in w.strip())
+    def __init__(self, in_scope: WordList, out_scope: WordList) -> None:
+        self._in, self._out = in_scope.words, out_scope.words
 
     def _next(self, words: list[str], index: int, step: int) -> int | None:
         while 0 <= index < len(words) and words[index] in self._FILLER:
@@ -112,7 +111,7 @@ class _PartWords:
 
     def other_part_next_to(self, tokens: _Tokens, span: Span) -> bool:
         """True when the sign's nearest word is an out-of-scope part and no leg word is."""
-        words = tokens.text.split()
+        words = tokens.split
         if any(w in self._in for w in words[span[0]:span[1]]):
             return False
         before, after = self._next(words, span[0] - 1, -1), self._next(words, span[1], 1)
@@ -133,6 +132,7 @@ class _Tokens:
 
     def __init__(self, text: str) -> None:
         self.text = text
+        self.split = text.split()  # the tokens in order, as span indices count them
         self._starts = [m.start() for m in _TOKEN.finditer(text)]
         self.words = frozenset(_WORD_RUN.findall(text))  # for _Phrases.find
 
@@ -203,7 +203,7 @@ class RedFlagDetector:
         parts = lexicon.get("body_parts", {})
         self._in_scope = WordList(parts.get("in_scope", []))
         self._out_scope = WordList(parts.get("out_of_scope", []))
-        self._part_words = _PartWords(parts.get("in_scope", []), parts.get("out_of_scope", []))
+        self._part_words = _PartWords(self._in_scope, self._out_scope)
 
     def find(self, text: str) -> list[SignHit]:
         """Return every sign mention in the normalized text with its context status."""
@@ -221,7 +221,7 @@ class RedFlagDetector:
         sign_spans = [span for _, _, span, _, _, _ in found]
         context = _Context(self, tokens, sign_spans)
         only_other_part = self._out_scope.found_in(text) and not self._in_scope.found_in(text)
-        statuses = _through_lists(text.split(), [(s, context.status(s)) for s in sign_spans])
+        statuses = _through_lists(tokens.split, [(s, context.status(s)) for s in sign_spans])
         hits = []
         for (name, scope, span, matched, care, alone), status in zip(found, statuses, strict=True):
             if status == "present" and scope == "local" and (
@@ -259,7 +259,7 @@ class _Context:
         # A clause ends the scope (ConText's termination): a full stop (kept by
         # the normalizer as "."), or a comma, "and", "or" or a terminator word
         # unless a sign follows at once, as in a list: "no pain, swelling or redness".
-        self.words = words = tokens.text.split()
+        self.words = words = tokens.split
         sign_starts = {span[0] for span in sign_spans if not opens_with_negation(words, span)}
         joins = [
             span for span in tokens.find(_CLAUSE_JOINS) if span[1] not in sign_starts
@@ -368,8 +368,8 @@ def _risk_follows_the_signs(hits: list[SignHit], risks: frozenset[str]) -> list[
     symptoms = [h.status for h in hits if h.name not in risks]
     if not symptoms or "present" in symptoms:
         return hits
-    return [SignHit(h.name, h.text, "uncertain", h.care, h.fires_alone)
-            if h.name in risks and h.present else h for h in hits]
+    return [replace(h, status="uncertain") if h.name in risks and h.present else h
+            for h in hits]
 
 
 def _through_lists(words: list[str], spans: list[tuple[Span, str]]) -> list[str]:

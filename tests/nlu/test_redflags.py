@@ -6,7 +6,13 @@ import pytest
 
 from responder.dialogue.respond import Responder
 from responder.nlu.evaluation import CAUGHT, URGENT
+from responder.nlu.redflags import SignHit
 from tests.conftest import DATA
+
+
+def _hits(responder: Responder, text: str) -> list[SignHit]:
+    """The signs the rules find in a message, with their context status."""
+    return responder.matcher.reader.read(text)[1]
 
 
 def _cases() -> list[tuple[str, str]]:
@@ -62,7 +68,7 @@ def test_red_flag_detection(responder: Responder, expected: str, text: str) -> N
     ],
 )
 def test_context_status(responder: Responder, text: str, status: str) -> None:
-    _, hits = responder.matcher.reader.read(text)
+    hits = _hits(responder, text)
     assert status in {h.status for h in hits}
 
 
@@ -80,7 +86,7 @@ def test_context_status(responder: Responder, text: str, status: str) -> None:
 )
 def test_negation_ends_at_the_clause(responder: Responder, text: str, status: str) -> None:
     """NegEx scope stops at a comma, full stop or "and", unless a list of signs follows."""
-    _, hits = responder.matcher.reader.read(text)
+    hits = _hits(responder, text)
     assert hits and {h.status for h in hits} == {status}, hits
 
 
@@ -141,7 +147,7 @@ def test_signs_read_away_ask_no_check(responder: Responder, text: str) -> None:
 ])
 def test_new_lay_signs(responder: Responder, text: str, sign: str) -> None:
     """Each is found, whoever's it is (status aside)."""
-    _, hits = responder.matcher.reader.read(text)
+    hits = _hits(responder, text)
     assert sign in {hit.name for hit in hits}
 
 
@@ -157,7 +163,7 @@ def test_new_lay_signs(responder: Responder, text: str, sign: str) -> None:
 ])
 def test_lay_sign_look_alikes(responder: Responder, text: str, sign: str) -> None:
     """Everyday phrases that share a sign's words are not that sign."""
-    _, hits = responder.matcher.reader.read(text)
+    hits = _hits(responder, text)
     assert sign not in {hit.name for hit in hits}
 
 
@@ -170,7 +176,7 @@ def test_lay_sign_look_alikes(responder: Responder, text: str, sign: str) -> Non
 ])
 def test_a_leg_sign_belongs_to_the_part_next_to_it(
         responder: Responder, text: str, status: str) -> None:
-    _, hits = responder.matcher.reader.read(text)
+    hits = _hits(responder, text)
     assert {h.status for h in hits if h.name == "swelling"} == {status}
 
 
@@ -189,7 +195,7 @@ def test_a_sign_with_its_own_negation_starts_a_new_statement(
         responder: Responder, text: str, sign: str) -> None:
     """A negation before it does not reach through "and": denying one sign and saying
     "can't walk" is not denying both."""
-    _, hits = responder.matcher.reader.read(text)
+    hits = _hits(responder, text)
     assert {h.status for h in hits if h.name == sign} == {"present"}
 
 
@@ -209,7 +215,7 @@ def test_a_sign_with_its_own_negation_starts_a_new_statement(
 def test_everyday_words_and_clinic_words(
         responder: Responder, text: str, sign: str, found: bool) -> None:
     """Clinic and lay words for emergency signs; idioms that share their words."""
-    _, hits = responder.matcher.reader.read(text)
+    hits = _hits(responder, text)
     assert (sign in {h.name for h in hits}) is found
 
 
@@ -225,7 +231,7 @@ def test_dizzy_is_heat_exhaustion_until_it_lasts(responder: Responder, text: str
                                                  found: bool) -> None:
     """safety.md: dizzy with cramps is heat exhaustion (cool down, better within 30
     minutes); still unwell after 30 minutes, or confused, is heatstroke."""
-    _, hits = responder.matcher.reader.read(text)
+    hits = _hits(responder, text)
     assert ("heat_illness_or_confusion" in {h.name for h in hits}) is found
 
 
@@ -240,7 +246,7 @@ def test_a_sign_that_comes_and_goes_is_a_pattern_not_an_event(
         responder: Responder, text: str, status: str) -> None:
     """Numbness with each run is exertional compartment syndrome's (safety.md: see a GP
     soon); a sign that fires alone is never read that way."""
-    _, hits = responder.matcher.reader.read(text)
+    hits = _hits(responder, text)
     assert status in {h.status for h in hits}
 
 
@@ -258,7 +264,7 @@ def test_a_risk_context_follows_the_symptom_signs(
 
 
 def test_no_new_swelling_is_a_negation(responder: Responder) -> None:
-    _, hits = responder.matcher.reader.read("hx dvt 2020, calf achy most evenings, no new swelling")
+    hits = _hits(responder, "hx dvt 2020, calf achy most evenings, no new swelling")
     assert {h.status for h in hits if h.name == "swelling"} == {"negated"}
 
 
@@ -268,5 +274,5 @@ def test_no_new_swelling_is_a_negation(responder: Responder) -> None:
 ])
 def test_darker_than_usual_pee_is_not_the_cola_colour(responder: Responder, text: str,
                                                       found: bool) -> None:
-    _, hits = responder.matcher.reader.read(text)
+    hits = _hits(responder, text)
     assert ("dark_urine" in {h.name for h in hits}) is found
