@@ -119,18 +119,26 @@ class Thresholds:
     text_urgent: float = 0.95
 
 
-def english_words(min_count: int = 100) -> frozenset[str]:
+def english_words(min_count: int = 100, spanish_forms: int = 30_000) -> frozenset[str]:
     """Return common English and Spanish words, which the speller must leave alone.
 
     Spanish words are folded like the messages ("dolía" -> "dolia"): without them
     the speller would turn "amortiguada" into a sign word, "amoratada".
+    pyspellchecker's Spanish list has lemmas but few inflected forms ("duele",
+    "suda", "tareas" are missing), so the speller turned "no suda" into "no
+    sudan" and "tareas" into "tardes"; wordfreq's most frequent Spanish words,
+    drawn from subtitles and social media, are the forms people type. Only
+    words of 4+ letters: the short ones there include stretched words ("soo").
     """
+    import wordfreq
     from spellchecker import SpellChecker
 
     words = set()
     for language in ("en", "es"):
         counts = SpellChecker(language=language, distance=1).word_frequency.dictionary
         words |= {fold(w) for w, c in counts.items() if c >= min_count and w.isalpha()}
+    words |= {fold(w) for w in wordfreq.top_n_list("es", spanish_forms)
+              if len(w) >= 4 and w.isalpha()}
     return frozenset(words)
 
 
