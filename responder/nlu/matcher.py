@@ -117,6 +117,12 @@ class Thresholds:
     # it is the one that reads the sentence; the sign-feature model mostly learned
     # "no sign found, no red flag").
     text_urgent: float = 0.95
+    # A sign the check question itself asks about (`asked: true` in _red_flags.yaml:
+    # a swollen, hot or red calf, a pop, cannot walk, chest pain, breathing) needs this
+    # much for the urgent reply without asking: below it, asking loses nothing, as the
+    # question names the sign. Other signs keep `urgent`: the question would not
+    # reveal them. Never below `urgent`.
+    asked_urgent: float = 0.8
 
 
 def english_words(min_count: int = 100, spanish_forms: int = 30_000) -> frozenset[str]:
@@ -198,6 +204,8 @@ class Matcher:
         self.detector = self.reader.detector
         self.model = load_or_fit(catalog, self.reader, path)
         self._one_word_languages = word_languages(self.reader.word_counts)
+        self._asked = frozenset(str(s["name"]) for s in catalog.red_flags.get("signs", [])
+                                if s.get("asked"))
 
     def command(self, text: str) -> str | None:
         """Return the intent of an exact command word ("STOP", " help! "), else None."""
@@ -227,7 +235,7 @@ class Matcher:
         score, second_score = calm[first], calm[runner]
         signs, urgency = tuple(hits), round(urgency, 4)
         present = [h for h in hits if h.present]
-        if any(h.fires_alone for h in present) or (urgency >= self.thresholds.urgent and present) \
+        if any(h.fires_alone for h in present) or (present and urgency >= self._bar(present)) \
                 or (not hits and self._learned_urgent(urgency, verdict.text_red_flag)):
             emergency = any(h.care == "emergency" for h in present)
             return Match(text, normalized, RED_FLAG, round(urgency, 3), best, round(score, 3),
@@ -248,6 +256,14 @@ class Matcher:
         return Match(text, normalized, best, round(score, 3), second, round(second_score, 3),
                      ambiguous=ambiguous, signs=signs, care=care, red_flag_probability=urgency,
                      language=language, language_confidence=sure)
+
+    def _bar(self, present: list[SignHit]) -> float:
+        """The red-flag probability for the urgent reply: higher when the check question
+        asks about every sign found, so a doubtful model asks instead of guessing."""
+        urgent = self.thresholds.urgent
+        if all(h.name in self._asked for h in present):
+            return max(self.thresholds.asked_urgent, urgent)
+        return urgent
 
     def _learned_urgent(self, urgency: float, words_only: float) -> bool:
         """Urgent on the models' word alone (no sign word found): both sure, or the

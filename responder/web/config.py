@@ -47,6 +47,8 @@ SETTINGS: dict[str, tuple[str, Callable[[str], Any], Any]] = {
     "LEARNED_URGENT_THRESHOLD": ("CALFLINE_LEARNED_URGENT_THRESHOLD", _float,
                                  Thresholds.learned_urgent),
     "TEXT_URGENT_THRESHOLD": ("CALFLINE_TEXT_URGENT_THRESHOLD", _float, Thresholds.text_urgent),
+    "ASKED_URGENT_THRESHOLD": ("CALFLINE_ASKED_URGENT_THRESHOLD", _float,
+                               Thresholds.asked_urgent),
     "FALLBACK_THRESHOLD": ("CALFLINE_FALLBACK_THRESHOLD", _float, Thresholds.fallback),
     "AMBIGUITY_MARGIN": ("CALFLINE_AMBIGUITY_MARGIN", _float, Thresholds.ambiguity),
     "CLINIC_NAME": ("CALFLINE_CLINIC_NAME", _str, "CalfLine"),
@@ -141,6 +143,7 @@ def build_responder(config: Mapping[str, Any]) -> Responder:
         text_check=float(config["TEXT_CHECK_THRESHOLD"]),
         learned_urgent=float(config["LEARNED_URGENT_THRESHOLD"]),
         text_urgent=float(config["TEXT_URGENT_THRESHOLD"]),
+        asked_urgent=float(config["ASKED_URGENT_THRESHOLD"]),
     )
     if not 0.0 <= thresholds.check <= thresholds.urgent <= 1.0:
         raise ConfigError("CALFLINE_CHECK_THRESHOLD must be at most CALFLINE_URGENT_THRESHOLD, "

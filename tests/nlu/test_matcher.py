@@ -116,6 +116,23 @@ def test_urgent_needs_a_sign_the_rules_can_name(responder: Responder) -> None:
     assert named.care == "urgent" and "swelling" in named.present_signs
 
 
+def test_a_sign_the_check_question_names_is_asked_about_while_the_model_doubts(
+        responder: Responder) -> None:
+    """Asking about a swollen calf loses nothing, the question names it; asking about
+    dark urine would: the question does not, so that sign keeps the plain bar."""
+    doubtful = Matcher(responder.catalog, Thresholds(urgent=0.0, check=0.0, asked_urgent=1.01))
+    asked = doubtful.match("my calf is swollen")
+    assert (asked.care, asked.intent) == ("check", asked.intent) and asked.intent != "red_flag"
+    not_asked = doubtful.match("my pee is dark like cola after the race")
+    assert (not_asked.intent, not_asked.care) == ("red_flag", "emergency")
+    # A sign the question names beside one it does not: the plain bar.
+    both = doubtful.match("my calf is swollen and my pee is dark like cola")
+    assert both.intent == "red_flag"
+    # The asked bar is never below the urgent one.
+    low = Matcher(responder.catalog, Thresholds(urgent=1.01, check=0.0, asked_urgent=0.0))
+    assert low.match("my calf is swollen").care == "check"
+
+
 def test_both_models_sure_is_urgent_without_a_sign_word(responder: Responder) -> None:
     """PAD pain gone to rest in words no pattern has: the learned models' call, and only
     theirs; turned off, the same message is asked about."""
