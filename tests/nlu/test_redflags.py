@@ -65,6 +65,9 @@ def test_red_flag_detection(responder: Responder, expected: str, text: str) -> N
         ("Chest pain: no. Calf swelling: none.", "negated"),
         ("28F, denies CP, +R calf swelling", "present"),
         ("pte refiere no poder apoyar el pie", "present"),
+        # 'Nada' opening a turn is a filler, not a negation of what follows.
+        ("eh nada, le hablaba porque me duele la pantorrilla desde que volvi del viaje",
+         "present"),
     ],
 )
 def test_context_status(responder: Responder, text: str, status: str) -> None:
