@@ -79,7 +79,16 @@ class Normalizer:
         self._vocab = frozenset(vocabulary)
         # Only words of 4+ letters are corrected: shorter ones are too easy to
         # turn into another real word.
-        self._targets = sorted(w for w in self._vocab if len(w) >= 4 and w.isalpha())
+        targets = sorted(w for w in self._vocab if len(w) >= 4 and w.isalpha())
+        # Spelling targets by length and by first and last letter: a typo drops, adds
+        # or swaps a letter, so it is one letter shorter to one longer than the word
+        # meant and keeps its first or its last letter. Comparing a new word with
+        # only those targets is most of the lookup's saving (bench/matcher.py).
+        self._by_first: dict[tuple[int, str], list[str]] = {}
+        self._by_last: dict[tuple[int, str], list[str]] = {}
+        for w in targets:
+            self._by_first.setdefault((len(w), w[0]), []).append(w)
+            self._by_last.setdefault((len(w), w[-1]), []).append(w)
         self._corrections: dict[str, str] = {}
         self._lexicon = lexicon
 
@@ -145,7 +154,18 @@ class Normalizer:
         if word in self._english:
             return word
         cutoff = 85.0 if len(word) <= 4 else 80.0
-        hit = process.extractOne(word, self._targets, scorer=fuzz.ratio, score_cutoff=cutoff)
         # A typo drops, adds or swaps a letter; a longer gap is another word or another
         # form of one ("amortiguada" is not "amoratada").
-        return str(hit[0]) if hit and abs(len(str(hit[0])) - len(word)) <= 1 else word
+        hit = process.extractOne(word, self._near_targets(word), scorer=fuzz.ratio,
+                                 score_cutoff=cutoff)
+        return str(hit[0]) if hit else word
+
+    def _near_targets(self, word: str) -> list[str]:
+        """The spelling targets a typo of `word` can be (one sharing both its first and
+        last letter comes twice, which extractOne does not mind)."""
+        size, first, last = len(word), word[0], word[-1]
+        near: list[str] = []
+        for length in (size - 1, size, size + 1):
+            near += self._by_first.get((length, first), ())
+            near += self._by_last.get((length, last), ())
+        return near
