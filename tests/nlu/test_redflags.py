@@ -68,6 +68,9 @@ def test_red_flag_detection(responder: Responder, expected: str, text: str) -> N
         # 'Nada' opening a turn is a filler, not a negation of what follows.
         ("eh nada, le hablaba porque me duele la pantorrilla desde que volvi del viaje",
          "present"),
+        # A sign tied to every run or walk is the chronic pattern safety.md puts at T3.
+        ("whenever i run my foot goes numb after 3 miles", "historical"),
+        ("cada semana al correr se me duerme el pie", "historical"),
     ],
 )
 def test_context_status(responder: Responder, text: str, status: str) -> None:
