@@ -45,3 +45,25 @@ def test_gsm7_rejects_what_would_force_ucs2() -> None:
     assert segment_count("a" * 160) == 1
     assert segment_count("a" * 161) == 2
     assert segment_count("a" * 306) == 2
+
+
+# The words by which each language's check question names a sign marked `asked`.
+ASKED_WORDS = {
+    "en": {"swelling": "swollen", "hot_calf": "hot", "red_calf": "red", "pop_or_tear": "pop",
+           "cannot_walk": "walk", "chest_pain": "chest pain", "breathing": "breathing"},
+    "es": {"swelling": "hinchada", "hot_calf": "caliente", "red_calf": "roja",
+           "pop_or_tear": "chasquido", "cannot_walk": "caminar",
+           "chest_pain": "dolor de pecho", "breathing": "aire"},
+}
+
+
+@pytest.mark.parametrize("language", sorted(ASKED_WORDS))
+def test_the_check_question_names_every_sign_marked_asked(language: str) -> None:
+    """A sign marked `asked` is asked about rather than answered while the model is
+    unsure: only safe when the question really names it."""
+    asked = {s["name"] for s in CATALOG.red_flags["signs"] if s.get("asked")}
+    words = ASKED_WORDS[language]
+    assert asked <= set(words), f"name the words for {asked - set(words)} here"
+    question = CATALOG.localized(language).system["check"]["sms"].lower()
+    for sign in sorted(asked):
+        assert words[sign] in question, (language, sign)
