@@ -71,6 +71,9 @@ def test_red_flag_detection(responder: Responder, expected: str, text: str) -> N
         # A sign tied to every run or walk is the chronic pattern safety.md puts at T3.
         ("whenever i run my foot goes numb after 3 miles", "historical"),
         ("cada semana al correr se me duerme el pie", "historical"),
+        # "Just", "only", "solamente" open the positive half of a sentence.
+        ("no chest pain or anything just my calf is swollen since the flight", "present"),
+        ("no me duele el pecho ni nada solamente la pantorrilla hinchada", "present"),
     ],
 )
 def test_context_status(responder: Responder, text: str, status: str) -> None:
