@@ -15,6 +15,27 @@ from responder.store.conversation_store import Inbound, idempotency_key, utcnow
 bp = Blueprint("sms", __name__)
 
 
+# Distinct reply texts whose TwiML is kept (the replies are templates: a few hundred).
+CACHED_REPLIES = 512
+_TWIML: dict[str, str] = {}
+
+
+def reply_twiml(text: str) -> str:
+    """The TwiML that sends `text` (nothing when empty), built by MessagingResponse once
+    per distinct reply: ElementTree's serializer costs about 3% of a webhook, for the
+    same few hundred template texts. Bounded: a full cache starts again empty."""
+    document = _TWIML.get(text)
+    if document is None:
+        response = MessagingResponse()
+        if text:
+            # An empty reply (opt-out, opted-out sender) sends nothing: Twilio confirms STOP.
+            response.message(text)
+        if len(_TWIML) >= CACHED_REPLIES:
+            _TWIML.clear()
+        document = _TWIML[text] = str(response)
+    return document
+
+
 def twiml(body: str, status: int = 200) -> Response:
     """Wrap a TwiML document in a response with Twilio's expected content type."""
     return Response(body, status=status, mimetype="application/xml")
@@ -52,8 +73,4 @@ def incoming_sms() -> Response:
     # Recorded with its clinic alert queued in the outbox, or spooled until the database is back.
     reply = answer_text(inbound, clinic_variables(), timedelta(minutes=minutes))
     g.calfline_intent = reply.intent  # for the request log line
-    response = MessagingResponse()
-    if reply.text:
-        # An empty reply (opt-out, opted-out sender) sends nothing: Twilio confirms STOP itself.
-        response.message(reply.text)
-    return twiml(str(response))
+    return twiml(reply_twiml(reply.text))

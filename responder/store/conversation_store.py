@@ -54,6 +54,7 @@ from responder.dialogue.respond import MAX_MESSAGE_CHARS, clean_text
 from responder.errors import ConfigError
 from responder.store.clinic_conversations import possible_row_id
 from responder.store.database import (
+    autocommit,
     database_url,
     migrate,
     open_engine,
@@ -291,11 +292,12 @@ class ConversationStore:
         params = {"sender_hash": key.hash, "our_number": number}
         driver = self.sql.driver.get("state")
         if driver is not None and not connection.in_transaction():
-            # SQLite, no transaction open: the driver runs the one SELECT in autocommit,
-            # its own snapshot without the write lock, which is all reading() gets there;
-            # SQLAlchemy's begin and commit around it did nothing but cost about 25 us.
+            # No transaction open: the driver runs the one SELECT in autocommit, its own
+            # snapshot (on SQLite without the write lock), which is all reading() gets;
+            # SQLAlchemy's begin and commit around it did nothing but cost.
             raise_if_abandoned()  # as the begin event would
-            rows = driver.rows(connection, params)
+            with autocommit(connection):
+                rows = driver.rows(connection, params)
         else:
             with reading(connection):
                 rows = self._rows(connection, "state", self.sql.state, params)
@@ -394,6 +396,18 @@ class ConversationStore:
         result = connection.execute(statement, params)
         return list(result.all()) if result.returns_rows else []
 
+    def _in_autocommit(self, connection: Connection, name: str, statement: Executable,
+                       params: dict[str, Any]) -> list[Any]:
+        """One statement as its own transaction (no BEGIN/COMMIT round trips): on the
+        driver's cursor when the store has it compiled (store/driver_statement.py)."""
+        driver = self.sql.driver.get(name)
+        if driver is None:
+            with reading(connection):
+                return list(connection.execute(statement, params).all())
+        raise_if_abandoned()  # as the begin event would
+        with autocommit(connection):
+            return driver.rows(connection, params)
+
     def _record_in_one(self, connection: Connection, inbound: Inbound, turn: Turn,
                        conversation: dict[str, Any]) -> StoredReply:
         """PostgreSQL, a message that leaves the opt-out alone: the record as one
@@ -401,19 +415,19 @@ class ConversationStore:
         a re-sent webhook to one record); a re-sent copy gets the first reply."""
         assert self.sql.record_in_one is not None
         match, reply = turn.match, turn.reply
-        with reading(connection):  # one statement, its own transaction: no BEGIN/COMMIT
-            row = connection.execute(self.sql.record_in_one, {
-                **conversation, "channel": short_text(inbound.channel, 8),
-                "body": clean_text(inbound.body)[:MAX_MESSAGE_CHARS],
-                "intent": match.intent, "confidence": match.confidence,
-                "twilio_sid": short_text(inbound.twilio_sid, 64) or None,
-                "dedupe_key": inbound.dedupe_key, "care": match.care,
-                "check_answer": check_answer(match), "message_language": match.language,
-                # Opted out meanwhile (a STOP on another worker): an SMS gets no reply;
-                # opt-out is about texts (Twilio error 21610), a call is still answered.
-                "may_silence": inbound.channel == "sms",
-                "reply_body": reply.text, "template_id": reply.template_id,
-                "reply_language": reply.language}).first()
+        rows = self._in_autocommit(connection, "record_in_one", self.sql.record_in_one, {
+            **conversation, "channel": short_text(inbound.channel, 8),
+            "body": clean_text(inbound.body)[:MAX_MESSAGE_CHARS],
+            "intent": match.intent, "confidence": match.confidence,
+            "twilio_sid": short_text(inbound.twilio_sid, 64) or None,
+            "dedupe_key": inbound.dedupe_key, "care": match.care,
+            "check_answer": check_answer(match), "message_language": match.language,
+            # Opted out meanwhile (a STOP on another worker): an SMS gets no reply;
+            # opt-out is about texts (Twilio error 21610), a call is still answered.
+            "may_silence": inbound.channel == "sms",
+            "reply_body": reply.text, "template_id": reply.template_id,
+            "reply_language": reply.language})
+        row = rows[0] if rows else None
         if row is not None:
             conversation_id, text_, template = row
             return StoredReply(text_, template or "", conversation_id, match.intent)

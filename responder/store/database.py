@@ -367,6 +367,23 @@ def reading(connection: Connection) -> Iterator[Connection]:
             _end_autocommit(connection, raw)
 
 
+@contextmanager
+def autocommit(connection: Connection) -> Iterator[None]:
+    """One statement on the driver's cursor as its own transaction: PostgreSQL in
+    psycopg's autocommit (as reading() sets it, without SQLAlchemy's begin and
+    commit around it); SQLite's driver connection is in autocommit already."""
+    if connection.dialect.name != "postgresql":
+        yield
+        return
+    raw = connection.connection.driver_connection
+    assert raw is not None
+    raw.autocommit = True
+    try:
+        yield
+    finally:
+        _end_autocommit(connection, raw)
+
+
 def _end_autocommit(connection: Connection, raw: Any) -> None:
     """Back to transactions; a connection that cannot go back never returns to the pool
     (a write on it would commit statement by statement)."""

@@ -53,6 +53,12 @@ INBOUND_KEYS = ("conversation_id", "direction", "channel", "created_at", "body",
 REPLY_KEYS = ("conversation_id", "direction", "channel", "created_at", "body", "intent",
               "confidence", "template_id", "twilio_sid", "dedupe_key", "reply_to_id", "language")
 
+# What the store gives record_in_one_statement().
+RECORD_IN_ONE_KEYS = ("sender_hash", "sender_last4", "our_number", "now", *STATE_COLUMNS[1:],
+                      "channel", "body", "intent", "confidence", "twilio_sid", "dedupe_key",
+                      "care", "check_answer", "message_language", "may_silence", "reply_body",
+                      "template_id", "reply_language")
+
 
 def supported_insert(engine: Engine) -> Any:
     """Return the dialect's INSERT construct; refuse a database without ON CONFLICT."""
@@ -135,7 +141,8 @@ class StoreStatements:
             conv.c.id == bindparam("conversation_id"), conv.c.held_by.is_not(None)
         ).values(held_number=bindparam("held_number"))
         self.opted_out = select(conv.c.sender_hash, conv.c.our_number).where(conv.c.opted_out)
-        # SQLite: an ordinary message's three statements on the driver's cursor.
+        # SQLite: the state read and an ordinary message's three statements on the
+        # driver's cursor.
         self.driver: dict[str, DriverStatement] = {}
         if engine.dialect.name == "sqlite":
             self.driver = {
@@ -147,9 +154,17 @@ class StoreStatements:
                 "state": DriverStatement(self.state, engine.dialect,
                                          ("sender_hash", "our_number")),
             }
-        # PostgreSQL: an ordinary message's whole record as one statement (in autocommit).
-        self.record_in_one: Select[Any] | None = (
-            record_in_one_statement() if engine.dialect.name == "postgresql" else None)
+        # PostgreSQL: an ordinary message's whole record as one statement (in autocommit);
+        # it and the state read on the driver's cursor.
+        self.record_in_one: Select[Any] | None = None
+        if engine.dialect.name == "postgresql":
+            self.record_in_one = record_in_one_statement()
+            self.driver = {
+                "state": DriverStatement(self.state, engine.dialect,
+                                         ("sender_hash", "our_number")),
+                "record_in_one": DriverStatement(self.record_in_one, engine.dialect,
+                                                 RECORD_IN_ONE_KEYS),
+            }
         reply, inbound = msg.alias("reply"), msg.alias("inbound")
         self.reply_for = (
             select(reply.c.body, reply.c.template_id, reply.c.conversation_id, reply.c.intent)

@@ -10,9 +10,13 @@ import xml.etree.ElementTree as ET
 from collections.abc import Callable
 
 import pytest
-from flask import Flask
+from flask import Flask, request
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from twilio.request_validator import RequestValidator
 from werkzeug.datastructures import MultiDict
 
+from responder.channels.signatures import form_signature, signed_url
 from responder.errors import ConfigError
 from tests.twilio_signing import TOKEN, count_messages, sign, signed_post
 
@@ -139,6 +143,28 @@ def test_multi_valued_fields_are_signed_like_twilio(make_app: Callable[..., Flas
     response = client.post("/sms", data=MultiDict(data),
                            headers={"X-Twilio-Signature": signature})
     assert response.status_code == 200
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["Body", "From", "To", "MediaUrl0", "a", "A", ""]),
+                          st.text(max_size=8)), max_size=8),
+       st.sampled_from(["http://localhost/sms", "https://calfline.example.org/sms?x=1", ""]))
+def test_our_signature_is_twilios(fields: list[tuple[str, str]], url: str) -> None:
+    """form_signature gives RequestValidator.compute_signature's answer: repeated and
+    unsorted fields, repeated pairs, empty names and values, non-ASCII text."""
+    form = MultiDict(fields)
+    assert form_signature(TOKEN, url, form) == RequestValidator(TOKEN).compute_signature(
+        url, form)
+
+
+def test_the_signed_url_is_werkzeugs(make_app: Callable[..., Flask]) -> None:
+    """The URL kept per scheme, host and path is request.url, on every request."""
+    app = make_app(TWILIO_AUTH_TOKEN=TOKEN)
+    for base, path in [("http://localhost", "/sms"), ("http://LocalHost:80", "/sms"),
+                       ("https://xn--n3h.net:8443", "/s%C3%A5ms"), ("http://a.b", "/sms?q=1"),
+                       ("http://localhost", "/sms")]:
+        with app.test_request_context(path, base_url=base, method="POST"):
+            assert signed_url() == request.url
 
 
 @pytest.mark.parametrize(

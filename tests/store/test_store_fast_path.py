@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy import exc as sa_exc
 
 from responder.dialogue.conversation import SILENT_TEMPLATE, ConversationState, Turn
@@ -238,3 +238,47 @@ def test_sqlite_driver_statement_errors_are_sqlalchemys(tmp_path: Any) -> None:
         with pytest.raises(sa_exc.IntegrityError):  # no conversation 999: the foreign key
             store.sql.driver["inbound"].rows(connection, row)
     store.close()
+
+
+def test_postgresql_driver_statements_write_what_sqlalchemy_writes() -> None:
+    """The state read and the one-statement record on psycopg's cursor store and read
+    the same values as the same statements through SQLAlchemy."""
+    with postgres_schema() as url:
+        store = ConversationStore.open(url, SECRET)
+        assert set(store.sql.driver) == {"state", "record_in_one"}
+        at = datetime(2026, 11, 30, 12, 0, 1, 123456, tzinfo=UTC)
+        match = Match("calf cramp", "calf cramp", "cramp_now", 0.9, care="none", language="en")
+        turn = Turn(match, Reply("Stretch it", "cramp_now.sms", language="en"),
+                    ConversationState(last_intent="cramp_now", context_at=at, language="en"))
+        ours = store.record(Inbound("sms", PHONE, LINE, "calf cramp", "SM1"), turn, at)
+        through_sqlalchemy = ConversationStore.open(url, SECRET)
+        through_sqlalchemy.sql.driver.clear()
+        theirs = through_sqlalchemy.record(
+            Inbound("sms", "+15557654322", LINE, "calf cramp", "SM2"), turn, at)
+        assert (ours.text, ours.template_id) == (theirs.text, theirs.template_id)
+        assert store.state(PHONE, LINE) == through_sqlalchemy.state("+15557654322", LINE)
+        assert store.state(PHONE, LINE).context_at == at
+        with store.engine.connect() as connection:
+            rows = connection.exec_driver_sql(
+                "SELECT direction, channel, created_at, body, intent, confidence, template_id,"
+                " care, check_answer, language FROM messages ORDER BY id").fetchall()
+        assert rows[:2] == rows[2:] and rows[0][2] == at
+        store.close()
+        through_sqlalchemy.close()
+
+
+def test_postgresql_driver_statement_drops_a_dead_connection() -> None:
+    """A connection the server closed fails as SQLAlchemy's OperationalError (an outage
+    to the guard) and never goes back to the pool."""
+    with postgres_schema() as url:
+        store = ConversationStore.open(url, SECRET)
+        with store.engine.connect() as connection:
+            pid = connection.connection.driver_connection.info.backend_pid  # type: ignore
+            with store.engine.connect() as other:
+                other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+            with pytest.raises(sa_exc.OperationalError):
+                store.sql.driver["state"].rows(
+                    connection, {"sender_hash": "x", "our_number": LINE})
+            assert connection.invalidated
+        assert store.state(PHONE, LINE) == ConversationState()  # a fresh connection
+        store.close()
