@@ -129,8 +129,12 @@ def required_literals(pattern: str) -> Literals:
 
 
 def _selective(literal: str) -> bool:
-    """Long literals, or ones with a digit or punctuation, are rare enough to scan for."""
-    return len(literal) >= _MIN_LITERAL or not literal.isalpha()
+    """Long literals, or ones with a digit or punctuation, are rare enough to scan for.
+
+    Not spaces alone: " " (from "heat (coming|radiating)") is in every message of
+    two words, and each of its hits cost the scan a Python loop turn.
+    """
+    return len(literal) >= _MIN_LITERAL or not (literal.isalpha() or literal.isspace())
 
 
 class LiteralScanner:
@@ -167,18 +171,19 @@ class LiteralScanner:
             if ids:
                 self._by_set.setdefault(min(ids), []).append(index)
 
-    def present(self, text: str) -> frozenset[int]:
+    def present(self, text: str) -> set[int]:
         """Return the ids of the literal sets that the text meets."""
-        if self._automaton is None:
-            return frozenset()
         found: set[int] = set()
-        for _end, ids in self._automaton.iter(text):
-            found |= ids
-        return frozenset(found)
+        if self._automaton is not None:
+            for _end, ids in self._automaton.iter(text):
+                found |= ids
+        return found
 
     def candidates(self, text: str) -> list[int]:
         """Return, in order, the indices of the patterns whose every literal set is met."""
         present = self.present(text)
+        if not present:  # most texts meet no set of the sign rules: skip the look-ups
+            return self._unguarded.copy()
         order = self._order
         found = self._unguarded + [
             i for key in present for i in self._by_set.get(key, ()) if order[i] <= present
