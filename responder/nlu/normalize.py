@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from rapidfuzz import fuzz, process
@@ -33,12 +33,21 @@ _SENTENCE_MARK = re.compile(r"[!?;\n]+|\.+(?!\d)")
 # every branch at every position (twice as fast; the same matches).
 _COMMA_MARK = re.compile(r",(?<!\d,)|,(?!\d)|:|\s[-\u2013\u2014]+\s")
 _MARKS = re.compile(r"(?: [,.?])+")
+# The characters each clause regex needs: most messages have none of them, and
+# a look for five characters costs a fifth of a regex pass.
+_SENTENCE_CHARS = "!?;\n."
+_COMMA_CHARS = ",:-\u2013\u2014"
 _CACHE_LIMIT = 50_000
 
 
 def has_clause_marks(text: str) -> bool:
     """True when a text normalized with `clauses` may hold a clause mark (, . ?)."""
     return "," in text or "." in text or "?" in text
+
+
+def _has_any(text: str, chars: str) -> bool:
+    """True when the text holds any of the characters."""
+    return any(map(text.__contains__, chars))
 
 
 def _sentence_mark(match: re.Match[str]) -> str:
@@ -58,6 +67,26 @@ def fold(text: str) -> str:
         return text
     decomposed = unicodedata.normalize("NFKD", text)
     return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+
+
+class _SpelledWords(dict[str, str]):
+    """word -> Normalizer._spell(word), worked out on a word's first use and kept
+    (bounded).
+
+    Every token of every message passes through it, and most recur: a dict serves
+    them from C, where a method call per token cost more than the look-up.
+    """
+
+    def __init__(self, spell: Callable[[str], str]) -> None:
+        super().__init__()
+        self._spell = spell
+
+    def __missing__(self, word: str) -> str:
+        spelled = self._spell(word)
+        if len(self) >= _CACHE_LIMIT:
+            self.clear()
+        self[word] = spelled
+        return spelled
 
 
 class Normalizer:
@@ -89,7 +118,10 @@ class Normalizer:
         for w in targets:
             self._by_first.setdefault((len(w), w[0]), []).append(w)
             self._by_last.setdefault((len(w), w[-1]), []).append(w)
-        self._corrections: dict[str, str] = {}
+        self._spelled = _SpelledWords(self._spell)
+        # Shorthand that expands to tidy words ("dont" -> "do not") keeps the joined
+        # tokens single-spaced, so only a speech rule's rewrite needs them re-split.
+        self._tidy = all(v == " ".join(v.split()) != "" for v in self._abbrev.values())
         self._lexicon = lexicon
 
     def with_vocabulary(self, vocabulary: Iterable[str]) -> Normalizer:
@@ -107,9 +139,15 @@ class Normalizer:
             for symbol, word in self._emoji_sequences.items():
                 text = text.replace(symbol, word)
             text = fold(text.translate(self._emoji).casefold())
-        text = self._phrases.apply(text.lower().translate(_QUOTES))
+        text = text.lower()
+        if not text.isascii() or "`" in text:  # the quotes but "`" are not ASCII
+            text = text.translate(_QUOTES)
+        text = self._phrases.apply(text)
         if clauses:
-            text = _COMMA_MARK.sub(" , ", _SENTENCE_MARK.sub(_sentence_mark, text))
+            if _has_any(text, _SENTENCE_CHARS):
+                text = _SENTENCE_MARK.sub(_sentence_mark, text)
+            if _has_any(text, _COMMA_CHARS):
+                text = _COMMA_MARK.sub(" , ", text)
             text = _NON_WORD_OR_CLAUSE.sub(" ", text)
         else:
             text = _NON_WORD.sub(" ", text)
@@ -124,12 +162,18 @@ class Normalizer:
         With `clauses`, boundaries stay as " . ", " , " and " ? " (never first, and
         never last but for a question: "puffy?"; a run of them keeps one).
         """
-        abbrev, correct = self._abbrev, self._correct
-        joined = " ".join([abbrev.get(w, w) for w in map(correct, self.clean(text, clauses))])
-        joined = " ".join(self._speech.apply(joined).split())
+        joined = " ".join(map(self._spelled.__getitem__, self.clean(text, clauses)))
+        spoken = self._speech.apply(joined)
+        if spoken != joined or not self._tidy:
+            joined = " ".join(spoken.split())
         if clauses and has_clause_marks(joined):
             joined = _MARKS.sub(_first_mark, f" {joined} ").lstrip(" ,.?").rstrip(" ,.")
         return joined
+
+    def _spell(self, word: str) -> str:
+        """Return the word spelling-corrected, then with its shorthand expanded."""
+        corrected = self._correct(word)
+        return self._abbrev.get(corrected, corrected)
 
     def _correct(self, word: str) -> str:
         if word in self._vocab or not word.isalpha():
@@ -139,13 +183,7 @@ class Normalizer:
                 return word
             single = _DOUBLES.sub(r"\1", word)
             return single if single in self._vocab else word
-        cached = self._corrections.get(word)
-        if cached is None:
-            cached = self._lookup(word)
-            if len(self._corrections) >= _CACHE_LIMIT:
-                self._corrections.clear()
-            self._corrections[word] = cached
-        return cached
+        return self._lookup(word)
 
     def _lookup(self, word: str) -> str:
         single = _DOUBLES.sub(r"\1", word)
