@@ -216,7 +216,7 @@ def softmax(logits: Sequence[float], beta: float) -> tuple[float, ...]:
     top = max(scaled)
     exps = [math.exp(value - top) for value in scaled]
     total = sum(exps)
-    return tuple(value / total for value in exps)
+    return tuple([value / total for value in exps])
 
 
 @dataclass(frozen=True)
@@ -259,12 +259,17 @@ class JointModel:
         self._language = slice(ends[-2], ends[-1]) if language is not None else None
 
     def probabilities(
-        self, columns: np.ndarray, weights: np.ndarray, extra: np.ndarray
+        self, columns: np.ndarray, weights: np.ndarray, extra: np.ndarray | None = None
     ) -> JointVerdict:
-        """Return every model's probabilities for one featurized message."""
+        """Return every model's probabilities for one featurized message.
+
+        `extra` None stands for sign features that are all zero (no sign found,
+        most messages), which add nothing to the red-flag logit.
+        """
         # One product in numpy, then plain floats: the logits are a dozen numbers.
         logits = (weights @ self._stacked.take(columns, axis=0) + self._intercept).tolist()
-        urgency = self.red_flag.positive(logits[self._red_flag] + float(extra @ self._extra))
+        signs = 0.0 if extra is None else float(extra @ self._extra)
+        urgency = self.red_flag.positive(logits[self._red_flag] + signs)
         text_urgency = 0.0
         if self.text_red_flag is not None and self._text_red_flag is not None:
             text_urgency = self.text_red_flag.positive(logits[self._text_red_flag])
