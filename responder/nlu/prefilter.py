@@ -12,7 +12,7 @@ skipped, so the result is exactly what running every rule would give.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from functools import reduce
 from operator import itemgetter, or_
 from typing import Any
@@ -176,6 +176,7 @@ class LiteralScanner:
         for index, ids in enumerate(self._order):
             if ids:
                 self._by_set.setdefault(min(ids), []).append(index)
+        self._indexed = sum(1 << key for key in self._by_set)  # the sets _by_set has
         # The candidates of each combination of sets met: texts meet the same few
         # combinations again and again ("calf", "cramp"), so each is worked out once.
         self._picked: dict[int, tuple[int, ...]] = {}
@@ -203,10 +204,10 @@ class LiteralScanner:
 
     def _pick(self, met: int) -> tuple[int, ...]:
         """Return, in order, the patterns whose literal sets are all in the mask."""
-        needs = self._needs
+        needs, by_set = self._needs, self._by_set
         found = list(self._unguarded)
-        for key in _bits(met):
-            found += [i for i in self._by_set.get(key, ()) if needs[i] & met == needs[i]]
+        for key in _bits(met & self._indexed):
+            found += [i for i in by_set[key] if needs[i] & met == needs[i]]
         return tuple(sorted(found))
 
 
@@ -224,7 +225,7 @@ class RuleSet:
     def __init__(self, rules: Iterable[tuple[str, str]]) -> None:
         rules = [(str(p), str(r)) for p, r in rules]
         self._scanner = LiteralScanner(p for p, _ in rules)
-        self._rules = [(re.compile(p), r) for p, r in rules]
+        self._rules = [(re.compile(p), r, _probe(p)) for p, r in rules]
 
     def apply(self, text: str) -> str:
         """Apply every rule in order, as plain `re.sub` calls would."""
@@ -239,11 +240,31 @@ class RuleSet:
             if index <= done:
                 continue
             done = index
-            changed = self._rules[index][0].sub(self._rules[index][1], text)
+            pattern, replacement, probe = self._rules[index]
+            if probe(text) is None:
+                continue
+            changed = pattern.sub(replacement, text)
             if changed != text:
                 text = changed
                 candidates, position = self._scanner.candidates(text), 0
         return text
+
+
+def _probe(pattern: str) -> Callable[[str], re.Match[str] | None]:
+    """Return a search that finds something wherever the pattern would match.
+
+    Most candidate rules do not match, and re.sub costs twice re.search then: a
+    replacement with group references goes through the re module's Python code
+    on every call. A pattern led by \\b is probed without it, which lets the
+    regex engine jump to its first characters instead of trying every position;
+    dropping an assertion only lets more texts match, so a miss is still a miss.
+    """
+    if pattern.startswith("\\b"):
+        try:
+            return re.compile(pattern[2:]).search
+        except re.error:  # "\\b?" and the like: the pattern itself, then
+            pass
+    return re.compile(pattern).search
 
 
 class WordList:
