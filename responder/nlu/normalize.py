@@ -13,6 +13,7 @@ import unicodedata
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+import numpy as np
 from rapidfuzz import fuzz, process
 
 from responder.nlu.prefilter import RuleSet
@@ -59,6 +60,15 @@ def _first_mark(match: re.Match[str]) -> str:
     """A run of clause marks keeps one: a question if it holds one, else its first."""
     marks = match.group(0)
     return " ?" if "?" in marks else marks[:2]
+
+
+def _undoubled(word: str) -> str:
+    """Return the word with each run of a letter cut to one ("caalf" -> "calf").
+
+    A word without a run is only searched: re.sub with a group reference costs
+    five times as much, as it goes through the re module's Python template code.
+    """
+    return _DOUBLES.sub(r"\1", word) if _DOUBLES.search(word) else word
 
 
 def fold(text: str) -> str:
@@ -181,12 +191,12 @@ class Normalizer:
         if len(word) < 4:
             if word in self._english:
                 return word
-            single = _DOUBLES.sub(r"\1", word)
+            single = _undoubled(word)
             return single if single in self._vocab else word
         return self._lookup(word)
 
     def _lookup(self, word: str) -> str:
-        single = _DOUBLES.sub(r"\1", word)
+        single = _undoubled(word)
         if single in self._vocab:
             return single
         if word in self._english:
@@ -194,9 +204,16 @@ class Normalizer:
         cutoff = 85.0 if len(word) <= 4 else 80.0
         # A typo drops, adds or swaps a letter; a longer gap is another word or another
         # form of one ("amortiguada" is not "amoratada").
-        hit = process.extractOne(word, self._near_targets(word), scorer=fuzz.ratio,
-                                 score_cutoff=cutoff)
-        return str(hit[0]) if hit else word
+        near = self._near_targets(word)
+        if not near:
+            return word
+        # The best target at or above the cutoff, the first of equals: what
+        # process.extractOne gives, from one call that scores every target (a
+        # quarter faster than extractOne's result per target).
+        scores = process.cdist([word], near, scorer=fuzz.ratio, score_cutoff=cutoff,
+                               dtype=np.float64)[0]
+        best = int(scores.argmax())
+        return near[best] if scores[best] >= cutoff else word
 
     def _near_targets(self, word: str) -> list[str]:
         """The spelling targets a typo of `word` can be (one sharing both its first and
