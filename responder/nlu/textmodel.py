@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 _WORD = re.compile(r"\w+")
+_NONE: dict[str, int] = {}  # the followers of a word that starts no known bigram
 _CACHE_LIMIT = 50_000
 
 
@@ -72,20 +73,18 @@ class _WordColumns(dict[str, np.ndarray]):
         return columns
 
 
-def _bigram_index(index: Mapping[str, int]) -> dict[str, dict[str, np.ndarray]]:
-    """Map first word -> second word -> column (as an array of one) for the word
-    bigrams ("w a b").
+def _bigram_index(index: Mapping[str, int]) -> dict[str, dict[str, int]]:
+    """Map first word -> second word -> column for the word bigrams ("w a b").
 
-    Looking a pair up in two steps builds no "w a b" string per pair, and the
-    arrays join the words' columns as they are. Words are \\w+ runs and char
-    n-grams have spaces only at their ends, so a gram of three space-separated
-    non-empty parts led by "w" is a word bigram.
+    Looking a pair up in two steps builds no "w a b" string per pair. Words are
+    \\w+ runs and char n-grams have spaces only at their ends, so a gram of
+    three space-separated non-empty parts led by "w" is a word bigram.
     """
-    pairs: dict[str, dict[str, np.ndarray]] = {}
+    pairs: dict[str, dict[str, int]] = {}
     for gram, column in index.items():
         parts = gram.split(" ")
         if len(parts) == 3 and parts[0] == "w" and parts[1] and parts[2]:
-            pairs.setdefault(parts[1], {})[parts[2]] = np.array([column], dtype=np.intp)
+            pairs.setdefault(parts[1], {})[parts[2]] = column
     return pairs
 
 
@@ -128,13 +127,12 @@ class Vocabulary:
         idf and the l2 norm, which JointModel.score folds into its product."""
         words = _words_of(text)
         parts = list(map(self._words.__getitem__, words))
+        # Each word's followers, then the next word among them: two map() calls in C.
         follows = self._pairs.get
-        for first, second in zip(words, words[1:], strict=False):
-            after = follows(first)
-            if after is not None:
-                column = after.get(second)
-                if column is not None:
-                    parts.append(column)
+        after = [follows(word, _NONE) for word in words[:-1]]
+        bigrams = [c for c in map(dict.get, after, words[1:]) if c is not None]
+        if bigrams:
+            parts.append(np.array(bigrams, dtype=np.intp))
         found = np.concatenate(parts) if parts else np.zeros(0, dtype=np.intp)
         if not found.size:
             return found, np.zeros(0)
