@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from functools import reduce
-from operator import itemgetter, or_
 from typing import Any
 
 import ahocorasick
@@ -28,7 +26,6 @@ except ImportError:  # pragma: no cover - Python < 3.11
 
 _MIN_LITERAL = 3
 _CACHE_LIMIT = 50_000
-_SECOND = itemgetter(1)
 Literals = tuple[frozenset[str], ...]  # every set must have a member in the text
 
 
@@ -157,7 +154,7 @@ class LiteralScanner:
             self._order.append(ids)
         # One Aho-Corasick pass finds every occurrence of every literal, overlaps
         # included; each literal carries the sets it belongs to as a bit mask, so
-        # the sets a text meets are one OR over the hits, done in C.
+        # the sets a text meets are one OR over the hits.
         self._automaton: Any = None
         owners: dict[str, int] = {}
         for group, group_id in self._ids.items():
@@ -183,9 +180,12 @@ class LiteralScanner:
 
     def _met(self, text: str) -> int:
         """Return the bit mask of the literal sets that the text meets."""
-        if self._automaton is None:
-            return 0
-        return reduce(or_, map(_SECOND, self._automaton.iter(text)), 0)
+        met = 0
+        if self._automaton is not None:
+            # A plain loop: the hits are few, and reduce(or_, map(...)) cost more.
+            for _end, mask in self._automaton.iter(text):
+                met |= mask
+        return met
 
     def present(self, text: str) -> set[int]:
         """Return the ids of the literal sets that the text meets."""
