@@ -16,6 +16,7 @@ both give the same probabilities.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from collections.abc import Mapping, Sequence
@@ -357,11 +358,23 @@ def fit_models(
                                                 ensemble=False)
             calibrated.fit(features, list(target.labels))
             models[name] = _arrays(calibrated)
+    idf = np.asarray(vectorizer.idf_, dtype=np.float64)
+    # Number the columns by document frequency (idf falls as it rises), so the
+    # n-grams most messages have sit together in memory and stay in the CPU's
+    # cache between messages. Any numbering gives the same model.
+    order = np.argsort(idf, kind="stable")
+    column = np.empty_like(order)
+    column[order] = np.arange(order.size)
     vocabulary = Vocabulary(
-        {str(k): int(v) for k, v in vectorizer.vocabulary_.items()},
-        np.asarray(vectorizer.idf_, dtype=np.float64),
-    )
-    return vocabulary, models
+        {str(k): int(column[v]) for k, v in vectorizer.vocabulary_.items()}, idf[order])
+    return vocabulary, {name: _renumbered(model, order) for name, model in models.items()}
+
+
+def _renumbered(model: LinearModel, order: np.ndarray) -> LinearModel:
+    """Return the model with its text rows in the vocabulary's new column order."""
+    text = order.size
+    coef = np.vstack([model.coef[:text][order], model.coef[text:]])
+    return dataclasses.replace(model, coef=np.ascontiguousarray(coef))
 
 
 def _arrays(calibrated: object) -> LinearModel:
