@@ -21,6 +21,7 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 
 import numpy as np
 
@@ -52,26 +53,31 @@ def analyze(text: str) -> list[str]:
     return grams
 
 
-class _WordColumns(dict[str, np.ndarray]):
-    """word -> the columns of its unigram and char n-grams (the known ones).
+_WordEntry = tuple[np.ndarray, dict[str, int]]
+_COLUMNS, _FOLLOWERS = itemgetter(0), itemgetter(1)
+
+
+class _WordEntries(dict[str, _WordEntry]):
+    """word -> the columns of its unigram and char n-grams (the known ones), and
+    the words that follow it in a known bigram (second word -> column).
 
     They depend on the word alone, and most words recur, so each is looked up
     once and kept (bounded). A dict with __missing__ serves the hits from C:
     a message's words cost one map() instead of a Python call each.
     """
 
-    def __init__(self, index: Mapping[str, int]) -> None:
+    def __init__(self, index: Mapping[str, int], pairs: Mapping[str, dict[str, int]]) -> None:
         super().__init__()
-        self._index = index
+        self._index, self._pairs = index, pairs
 
-    def __missing__(self, word: str) -> np.ndarray:
+    def __missing__(self, word: str) -> _WordEntry:
         get = self._index.get
         grams = map(get, [f"w {word}", *char_grams(word)])
         columns = np.array([c for c in grams if c is not None], dtype=np.intp)
         if len(self) >= _CACHE_LIMIT:
             self.clear()
-        self[word] = columns
-        return columns
+        entry = self[word] = (columns, self._pairs.get(word, _NONE))
+        return entry
 
 
 def _bigram_index(index: Mapping[str, int]) -> dict[str, dict[str, int]]:
@@ -109,8 +115,7 @@ class Vocabulary:
     def __init__(self, index: dict[str, int], idf: np.ndarray) -> None:
         self.index = index
         self.idf = idf
-        self._words = _WordColumns(index)
-        self._pairs = _bigram_index(index)
+        self._words = _WordEntries(index, _bigram_index(index))
 
     def transform(self, text: str) -> tuple[np.ndarray, np.ndarray]:
         """Return (columns, l2-normalized sublinear tf-idf weights) of one text.
@@ -127,10 +132,10 @@ class Vocabulary:
         """Return (sorted columns, 1 + ln tf) of one text: transform() before the
         idf and the l2 norm, which JointModel.score folds into its product."""
         words = _words_of(text)
-        parts = list(map(self._words.__getitem__, words))
-        # Each word's followers, then the next word among them: two map() calls in C.
-        follows = self._pairs.get
-        after = [follows(word, _NONE) for word in words[:-1]]
+        entries = list(map(self._words.__getitem__, words))
+        parts = list(map(_COLUMNS, entries))
+        # Each word's followers, then the next word among them: map() calls in C.
+        after = map(_FOLLOWERS, entries[:-1])
         bigrams = [c for c in map(dict.get, after, words[1:]) if c is not None]
         if bigrams:
             parts.append(np.array(bigrams, dtype=np.intp))
