@@ -34,10 +34,6 @@ _SENTENCE_MARK = re.compile(r"[!?;\n]+|\.+(?!\d)")
 # every branch at every position (twice as fast; the same matches).
 _COMMA_MARK = re.compile(r",(?<!\d,)|,(?!\d)|:|\s[-\u2013\u2014]+\s")
 _MARKS = re.compile(r"(?: [,.?])+")
-# The characters each clause regex needs: most messages have none of them, and
-# a look for five characters costs a fifth of a regex pass.
-_SENTENCE_CHARS = "!?;\n."
-_COMMA_CHARS = ",:-\u2013\u2014"
 _CACHE_LIMIT = 50_000
 
 
@@ -46,9 +42,16 @@ def has_clause_marks(text: str) -> bool:
     return "," in text or "." in text or "?" in text
 
 
-def _has_any(text: str, chars: str) -> bool:
-    """True when the text holds any of the characters."""
-    return any(map(text.__contains__, chars))
+# The characters each clause regex needs: most messages have none of them, and
+# five `in` tests cost a twentieth of a regex pass (any(map(...)) cost a quarter).
+def _may_end_sentence(text: str) -> bool:
+    """True when _SENTENCE_MARK may match: the text holds . ? ! ; or a new line."""
+    return "." in text or "?" in text or "!" in text or ";" in text or "\n" in text
+
+
+def _may_join_clauses(text: str) -> bool:
+    """True when _COMMA_MARK may match: the text holds a comma, a colon or a dash."""
+    return "," in text or ":" in text or "-" in text or "\u2013" in text or "\u2014" in text
 
 
 def _sentence_mark(match: re.Match[str]) -> str:
@@ -154,9 +157,9 @@ class Normalizer:
             text = text.translate(_QUOTES)
         text = self._phrases.apply(text)
         if clauses:
-            if _has_any(text, _SENTENCE_CHARS):
+            if _may_end_sentence(text):
                 text = _SENTENCE_MARK.sub(_sentence_mark, text)
-            if _has_any(text, _COMMA_CHARS):
+            if _may_join_clauses(text):
                 text = _COMMA_MARK.sub(" , ", text)
             text = _NON_WORD_OR_CLAUSE.sub(" ", text)
         else:
