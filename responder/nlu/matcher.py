@@ -225,9 +225,9 @@ class Matcher:
         if not normalized:
             return Match(text, normalized, "out_of_scope", 1.0, reason="empty")
         model = self.model
-        columns, weights = model.vocabulary.transform(normalized)
-        verdict = model.joint.probabilities(
-            columns, weights, sign_features(hits, self.detector.sign_names))
+        columns, sublinear = model.vocabulary.counts(normalized)
+        features = sign_features(hits, self.detector.sign_names) if hits else None
+        verdict = model.joint.score(columns, sublinear, features)
         language, sure = self._language(normalized, columns, verdict.language)
         calm, urgency = verdict.intent, verdict.red_flag
         first, runner = _top_two(calm)

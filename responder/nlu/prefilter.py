@@ -12,7 +12,7 @@ skipped, so the result is exactly what running every rule would give.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import ahocorasick
@@ -25,6 +25,7 @@ except ImportError:  # pragma: no cover - Python < 3.11
     import sre_parse as _p  # type: ignore[no-redef]
 
 _MIN_LITERAL = 3
+_CACHE_LIMIT = 50_000
 Literals = tuple[frozenset[str], ...]  # every set must have a member in the text
 
 
@@ -129,8 +130,12 @@ def required_literals(pattern: str) -> Literals:
 
 
 def _selective(literal: str) -> bool:
-    """Long literals, or ones with a digit or punctuation, are rare enough to scan for."""
-    return len(literal) >= _MIN_LITERAL or not literal.isalpha()
+    """Long literals, or ones with a digit or punctuation, are rare enough to scan for.
+
+    Not spaces alone: " " (from "heat (coming|radiating)") is in every message of
+    two words, and each of its hits cost the scan a Python loop turn.
+    """
+    return len(literal) >= _MIN_LITERAL or not (literal.isalpha() or literal.isspace())
 
 
 class LiteralScanner:
@@ -148,43 +153,70 @@ class LiteralScanner:
             self.guards[pattern] = ids
             self._order.append(ids)
         # One Aho-Corasick pass finds every occurrence of every literal, overlaps
-        # included; each literal carries the ids of the sets it belongs to.
+        # included; each literal carries the sets it belongs to as a bit mask, so
+        # the sets a text meets are one OR over the hits.
         self._automaton: Any = None
-        owners: dict[str, set[int]] = {}
+        owners: dict[str, int] = {}
         for group, group_id in self._ids.items():
             for literal in group:
-                owners.setdefault(literal, set()).add(group_id)
+                owners[literal] = owners.get(literal, 0) | 1 << group_id
         if owners:
             self._automaton = ahocorasick.Automaton()
-            for literal, owner_ids in owners.items():
-                self._automaton.add_word(literal, frozenset(owner_ids))
+            for literal, mask in owners.items():
+                self._automaton.add_word(literal, mask)
             self._automaton.make_automaton()
+        self._needs = [sum(1 << i for i in ids) for ids in self._order]
         # Index patterns by one of their literal sets, so a text's candidates
         # come from the sets it meets instead of a test of every pattern.
-        self._unguarded = [i for i, ids in enumerate(self._order) if not ids]
+        self._unguarded = tuple(i for i, ids in enumerate(self._order) if not ids)
         self._by_set: dict[int, list[int]] = {}
         for index, ids in enumerate(self._order):
             if ids:
                 self._by_set.setdefault(min(ids), []).append(index)
+        self._indexed = sum(1 << key for key in self._by_set)  # the sets _by_set has
+        # The candidates of each combination of sets met: texts meet the same few
+        # combinations again and again ("calf", "cramp"), so each is worked out once.
+        self._picked: dict[int, tuple[int, ...]] = {}
 
-    def present(self, text: str) -> frozenset[int]:
+    def _met(self, text: str) -> int:
+        """Return the bit mask of the literal sets that the text meets."""
+        met = 0
+        if self._automaton is not None:
+            # A plain loop: the hits are few, and reduce(or_, map(...)) cost more.
+            for _end, mask in self._automaton.iter(text):
+                met |= mask
+        return met
+
+    def present(self, text: str) -> set[int]:
         """Return the ids of the literal sets that the text meets."""
-        if self._automaton is None:
-            return frozenset()
-        found: set[int] = set()
-        for _end, ids in self._automaton.iter(text):
-            found |= ids
-        return frozenset(found)
+        return set(_bits(self._met(text)))
 
-    def candidates(self, text: str) -> list[int]:
+    def candidates(self, text: str) -> tuple[int, ...]:
         """Return, in order, the indices of the patterns whose every literal set is met."""
-        present = self.present(text)
-        order = self._order
-        found = self._unguarded + [
-            i for key in present for i in self._by_set.get(key, ()) if order[i] <= present
-        ]
-        found.sort()
-        return found
+        met = self._met(text)
+        picked = self._picked.get(met)
+        if picked is None:
+            picked = self._pick(met)
+            if len(self._picked) >= _CACHE_LIMIT:
+                self._picked.clear()
+            self._picked[met] = picked
+        return picked
+
+    def _pick(self, met: int) -> tuple[int, ...]:
+        """Return, in order, the patterns whose literal sets are all in the mask."""
+        needs, by_set = self._needs, self._by_set
+        found = list(self._unguarded)
+        for key in _bits(met & self._indexed):
+            found += [i for i in by_set[key] if needs[i] & met == needs[i]]
+        return tuple(sorted(found))
+
+
+def _bits(mask: int) -> Iterator[int]:
+    """Yield the positions of the bits set in the mask, lowest first."""
+    while mask:
+        low = mask & -mask
+        yield low.bit_length() - 1
+        mask ^= low
 
 
 class RuleSet:
@@ -193,7 +225,7 @@ class RuleSet:
     def __init__(self, rules: Iterable[tuple[str, str]]) -> None:
         rules = [(str(p), str(r)) for p, r in rules]
         self._scanner = LiteralScanner(p for p, _ in rules)
-        self._rules = [(re.compile(p), r) for p, r in rules]
+        self._rules = [(re.compile(p), r, _probe(p)) for p, r in rules]
 
     def apply(self, text: str) -> str:
         """Apply every rule in order, as plain `re.sub` calls would."""
@@ -201,16 +233,38 @@ class RuleSet:
         # have made later rules possible, so the rest are picked again.
         done = -1
         candidates = self._scanner.candidates(text)
-        while candidates:
-            index = candidates.pop(0)
+        position = 0
+        while position < len(candidates):
+            index = candidates[position]
+            position += 1
             if index <= done:
                 continue
             done = index
-            changed = self._rules[index][0].sub(self._rules[index][1], text)
+            pattern, replacement, probe = self._rules[index]
+            if probe(text) is None:
+                continue
+            changed = pattern.sub(replacement, text)
             if changed != text:
                 text = changed
-                candidates = self._scanner.candidates(text)
+                candidates, position = self._scanner.candidates(text), 0
         return text
+
+
+def _probe(pattern: str) -> Callable[[str], re.Match[str] | None]:
+    """Return a search that finds something wherever the pattern would match.
+
+    Most candidate rules do not match, and re.sub costs twice re.search then: a
+    replacement with group references goes through the re module's Python code
+    on every call. A pattern led by \\b is probed without it, which lets the
+    regex engine jump to its first characters instead of trying every position;
+    dropping an assertion only lets more texts match, so a miss is still a miss.
+    """
+    if pattern.startswith("\\b"):
+        try:
+            return re.compile(pattern[2:]).search
+        except re.error:  # "\\b?" and the like: the pattern itself, then
+            pass
+    return re.compile(pattern).search
 
 
 class WordList:
