@@ -17,13 +17,14 @@ import hmac
 import ipaddress
 import logging
 from collections.abc import Callable
-from functools import wraps
+from functools import lru_cache, wraps
 from typing import Any, TypeVar
 
 from flask import Flask, Response, current_app, request
 from twilio.request_validator import RequestValidator
 from werkzeug.datastructures import MultiDict
 from werkzeug.middleware.proxy_fix import ProxyFix
+from werkzeug.sansio.utils import get_current_url
 
 from responder.channels.ratelimit import (
     check_sender_limit,
@@ -40,8 +41,6 @@ F = TypeVar("F", bound=Callable[..., Any])
 FORWARDING_HEADERS = ("X-Forwarded-For", "X-Forwarded-Host", "Forwarded", "X-Real-IP")
 # At most this many request URLs (and keyed HMACs) are kept per process.
 CACHED_URLS = 64
-_URLS: dict[tuple[str, str, str, str], str] = {}
-_KEYED: dict[str, Any] = {}
 
 
 def install_security(app: Flask) -> None:
@@ -90,13 +89,11 @@ def _request_url() -> str:
     """
     if request.query_string:
         return request.url
-    key = (request.scheme, request.host, request.root_path, request.path)
-    url = _URLS.get(key)
-    if url is None:
-        if len(_URLS) >= CACHED_URLS:
-            _URLS.clear()
-        url = _URLS[key] = request.url
-    return url
+    return _base_url(request.scheme, request.host, request.root_path, request.path)
+
+
+# What werkzeug's request.url is without a query string, kept per distinct URL.
+_base_url = lru_cache(maxsize=CACHED_URLS)(get_current_url)
 
 
 def form_signature(token: str, url: str, form: MultiDict[str, str]) -> str:
@@ -114,14 +111,10 @@ def form_signature(token: str, url: str, form: MultiDict[str, str]) -> str:
     return base64.b64encode(mac.digest()).decode("ascii")
 
 
+@lru_cache(maxsize=CACHED_URLS)
 def _keyed(token: str) -> Any:
     """HMAC-SHA1 keyed with this Auth Token, made once per token (tests use several)."""
-    keyed = _KEYED.get(token)
-    if keyed is None:
-        if len(_KEYED) >= CACHED_URLS:
-            _KEYED.clear()
-        keyed = _KEYED[token] = hmac.new(token.encode("utf-8"), digestmod=hashlib.sha1)
-    return keyed
+    return hmac.new(token.encode("utf-8"), digestmod=hashlib.sha1)
 
 
 def signature_matches(token: str, url: str, params: Any, signature: str) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from functools import lru_cache
 
 from flask import Blueprint, Response, current_app, g, request
 from twilio.twiml.messaging_response import MessagingResponse
@@ -17,23 +18,18 @@ bp = Blueprint("sms", __name__)
 
 # Distinct reply texts whose TwiML is kept (the replies are templates: a few hundred).
 CACHED_REPLIES = 512
-_TWIML: dict[str, str] = {}
 
 
+@lru_cache(maxsize=CACHED_REPLIES)
 def reply_twiml(text: str) -> str:
     """The TwiML that sends `text` (nothing when empty), built by MessagingResponse once
     per distinct reply: ElementTree's serializer costs about 3% of a webhook, for the
-    same few hundred template texts. Bounded: a full cache starts again empty."""
-    document = _TWIML.get(text)
-    if document is None:
-        response = MessagingResponse()
-        if text:
-            # An empty reply (opt-out, opted-out sender) sends nothing: Twilio confirms STOP.
-            response.message(text)
-        if len(_TWIML) >= CACHED_REPLIES:
-            _TWIML.clear()
-        document = _TWIML[text] = str(response)
-    return document
+    same few hundred template texts."""
+    response = MessagingResponse()
+    if text:
+        # An empty reply (opt-out, opted-out sender) sends nothing: Twilio confirms STOP.
+        response.message(text)
+    return str(response)
 
 
 def twiml(body: str, status: int = 200) -> Response:
