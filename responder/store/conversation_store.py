@@ -290,14 +290,11 @@ class ConversationStore:
 
     def _state(self, connection: Connection, key: SenderKey, number: str) -> ConversationState:
         params = {"sender_hash": key.hash, "our_number": number}
-        driver = self.sql.driver.get("state")
-        if driver is not None and not connection.in_transaction():
-            # No transaction open: the driver runs the one SELECT in autocommit, its own
-            # snapshot (on SQLite without the write lock), which is all reading() gets;
+        if not connection.in_transaction():
+            # No transaction open: the one SELECT runs in autocommit, its own snapshot
+            # (on SQLite without the write lock), which is all reading() gets;
             # SQLAlchemy's begin and commit around it did nothing but cost.
-            raise_if_abandoned()  # as the begin event would
-            with autocommit(connection):
-                rows = driver.rows(connection, params)
+            rows = self._in_autocommit(connection, "state", self.sql.state, params)
         else:
             with reading(connection):
                 rows = self._rows(connection, "state", self.sql.state, params)
@@ -403,7 +400,7 @@ class ConversationStore:
         driver = self.sql.driver.get(name)
         if driver is None:
             with reading(connection):
-                return list(connection.execute(statement, params).all())
+                return self._rows(connection, name, statement, params)
         raise_if_abandoned()  # as the begin event would
         with autocommit(connection):
             return driver.rows(connection, params)
