@@ -203,6 +203,10 @@ class Matcher:
         self.normalizer = self.reader.normalizer
         self.detector = self.reader.detector
         self.model = load_or_fit(catalog, self.reader, path)
+        # Built now, not on the first message: under gunicorn's preload_app that is
+        # before the fork, so the workers share its arrays' pages instead of each
+        # making its own copy.
+        self.joint = self.model.joint
         self._one_word_languages = word_languages(self.reader.word_counts)
         self._asked = frozenset(str(s["name"]) for s in catalog.red_flags.get("signs", [])
                                 if s.get("asked"))
@@ -227,7 +231,7 @@ class Matcher:
         model = self.model
         columns, sublinear = model.vocabulary.counts(normalized)
         features = sign_features(hits, self.detector.sign_names) if hits else None
-        verdict = model.joint.score(columns, sublinear, features)
+        verdict = self.joint.score(columns, sublinear, features)
         language, sure = self._language(normalized, columns, verdict.language)
         calm, urgency = verdict.intent, verdict.red_flag
         first, runner = _top_two(calm)

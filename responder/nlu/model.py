@@ -64,7 +64,7 @@ class TriageModel:
     def joint(self) -> JointModel:
         """All the models in one product, for matching."""
         return JointModel(self.intent, self.red_flag, self.text_red_flag, self.language,
-                          self.vocabulary.idf)
+                          idf=self.vocabulary.idf)
 
 
 # The code that turns a message into features: a change to it makes old files stale too.

@@ -246,7 +246,7 @@ class JointModel:
 
     def __init__(self, intent: LinearModel, red_flag: LinearModel,
                  text_red_flag: LinearModel | None = None,
-                 language: LinearModel | None = None, idf: np.ndarray | None = None) -> None:
+                 language: LinearModel | None = None, *, idf: np.ndarray) -> None:
         text_rows = intent.coef.shape[0]
         if any(m is not None and len(m.classes) != 2 for m in (red_flag, text_red_flag)):
             raise ValueError("the red-flag models must be binary")
@@ -255,7 +255,7 @@ class JointModel:
         models = [m for m in (intent, red_flag, text_red_flag, language) if m is not None]
         widths = [m.coef.shape[1] for m in models]
         ends = np.cumsum(widths).tolist()
-        self._stacked = np.ascontiguousarray(np.hstack([m.coef[:text_rows] for m in models]))
+        stacked = np.hstack([m.coef[:text_rows] for m in models])
         self._intercept = np.concatenate([m.intercept for m in models])
         self._extra = red_flag.coef[text_rows:, 0]
         # Where each model's logits sit in the product's row.
@@ -263,12 +263,10 @@ class JointModel:
         self._red_flag = ends[0]
         self._text_red_flag = ends[1] if text_red_flag is not None else None
         self._language = slice(ends[-2], ends[-1]) if language is not None else None
-        # For score(): the weights times each column's idf, and the idf itself last,
-        # so one gather brings all a message's columns need.
-        self._weighted: np.ndarray | None = None
-        if idf is not None:
-            self._weighted = np.ascontiguousarray(
-                np.hstack([self._stacked * idf[:, None], idf[:, None]]))
+        # The weights times each column's idf, and the idf itself last: one gather
+        # brings score() all a message's columns need (probabilities() divides the
+        # idf back out), and the model holds one copy of its weights, not two.
+        self._weighted = np.ascontiguousarray(np.hstack([stacked * idf[:, None], idf[:, None]]))
 
     def probabilities(
         self, columns: np.ndarray, weights: np.ndarray, extra: np.ndarray | None = None
@@ -279,7 +277,8 @@ class JointModel:
         most messages), which add nothing to the red-flag logit.
         """
         # One product in numpy, then plain floats: the logits are a dozen numbers.
-        logits = (weights @ self._stacked.take(columns, axis=0) + self._intercept).tolist()
+        rows = self._weighted.take(columns, axis=0)
+        logits = ((weights / rows[:, -1]) @ rows[:, :-1] + self._intercept).tolist()
         return self._verdict(logits, extra)
 
     def score(
@@ -289,11 +288,8 @@ class JointModel:
 
         The idf and the l2 norm are applied to the dozen logits instead of to each
         column: (s * idf / |s * idf|) @ W equals (s @ (idf * W)) / |s * idf| up to
-        float rounding, and a message costs one gather and a few array calls less
-        (the model needs the vocabulary's idf for it).
+        float rounding, and a message costs one gather and a few array calls less.
         """
-        if self._weighted is None:
-            raise ValueError("score() needs the model built with the vocabulary's idf")
         if not columns.size:
             return self._verdict(self._intercept.tolist(), extra)
         rows = self._weighted.take(columns, axis=0)

@@ -85,6 +85,13 @@ def test_the_joint_product_equals_each_model(responder: Responder) -> None:
             model.text_red_flag.probabilities(columns, weights)[1])
         assert verdict.language is not None
         np.testing.assert_allclose(verdict.language, model.language.probabilities(columns, weights))
+        # What the matcher runs: the idf and the norm applied to the logits.
+        scored = model.joint.score(*model.vocabulary.counts(normalized), extra)
+        np.testing.assert_allclose(scored.intent, verdict.intent)
+        assert scored.red_flag == pytest.approx(verdict.red_flag)
+        assert scored.text_red_flag == pytest.approx(verdict.text_red_flag)
+        assert scored.language is not None
+        np.testing.assert_allclose(scored.language, verdict.language)
 
 
 def test_the_file_keeps_the_spellers_words_for_the_next_start(responder: Responder,

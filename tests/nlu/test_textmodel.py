@@ -106,7 +106,7 @@ def test_joint_model_gives_each_models_sklearn_probabilities(
     }
     vocabulary, models = fit_models(texts, targets, folds=3)
     joint = JointModel(models["intent"], models["red_flag"], models["text_red_flag"],
-                       models["language"])
+                       models["language"], idf=vocabulary.idf)
     theirs = {name: sklearn_model(texts, target) for name, target in targets.items()}
     for probe in PROBES:
         row = np.array([float("calf" in probe), float(len(probe) > 30)])
@@ -129,7 +129,7 @@ def test_joint_model_without_the_optional_models(sample: tuple[list[str], list[s
     vocabulary, models = fit_models(texts, {
         "intent": Target(range(len(texts)), labels),
         "red_flag": Target(range(len(texts)), flagged, extra=extra)}, folds=3)
-    joint = JointModel(models["intent"], models["red_flag"])
+    joint = JointModel(models["intent"], models["red_flag"], idf=vocabulary.idf)
     columns, weights = vocabulary.transform("can i take advil")
     verdict = joint.probabilities(columns, weights, np.zeros(1))
     np.testing.assert_allclose(verdict.intent, models["intent"].probabilities(columns, weights))
