@@ -1,11 +1,13 @@
 """The comparison point for bench/webhook_load.py: a Flask endpoint that does nothing.
 
-Served by the same gunicorn config, it answers POST /sms with a fixed TwiML
-document, so the difference in the figures is CalfLine's own work: signature
-check, rate limits, matching, the conversation store and the request log.
+Served by the same gunicorn config, it reads the posted form and answers POST
+/sms with a fixed TwiML document: the bare endpoint of issue 14 ("reads the
+form and returns fixed TwiML"), as any webhook has to read what Twilio sent.
+The difference in the figures is CalfLine's own work: signature check, rate
+limits, matching, the conversation store and the request log.
 """
 
-from flask import Flask, Response
+from flask import Flask, Response, request
 
 TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response><Message>ok</Message></Response>'
 
@@ -14,7 +16,9 @@ app = Flask(__name__)
 
 @app.post("/sms")
 def sms() -> Response:
-    """Answer with the same fixed TwiML to every request."""
+    """Read the form, then answer with the same fixed TwiML to every request."""
+    if not request.form.get("Body"):
+        return Response("no Body", status=400)
     return Response(TWIML, mimetype="application/xml")
 
 
