@@ -31,6 +31,7 @@ import hmac
 import logging
 import uuid
 from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
@@ -60,10 +61,12 @@ from responder.store.database import (
     open_engine,
     reading,
     relaxed_commit,
+    sqlite_file,
     writer_queue,
 )
 from responder.store.guard import StoreGuard, raise_if_abandoned
 from responder.store.models import Conversation, Message, Meta
+from responder.store.spare_connection import SpareConnection
 from responder.store.statements import StoreStatements
 from responder.store.turns import Inbound, SpooledTurn, StoredReply, check_answer
 
@@ -195,6 +198,8 @@ class ConversationStore:
         self.sql = StoreStatements(engine)
         self._writers = writer_queue(engine)  # SQLite: one webhook writer at a time
         self.guard = StoreGuard(engine, timeout)
+        # A SQLite file keeps the last webhook's connection for the next (spare_connection.py).
+        self._spare = SpareConnection(engine) if sqlite_file(engine) is not None else None
         # Which database this is (a random id kept in it), so a spooled turn is never
         # replayed into another one; "" until open() has read it.
         self.database_id = ""
@@ -259,24 +264,31 @@ class ConversationStore:
     def close(self) -> None:
         """Close pooled connections (before a fork, or at shutdown)."""
         self.guard.shutdown()
+        if self._spare is not None:
+            self._spare.close()
         self.engine.dispose()
+
+    def _webhook_connection(self) -> AbstractContextManager[Connection]:
+        """The connection for one webhook's store work: on a SQLite file the last
+        webhook's, kept for it (spare_connection.py), else one from the pool."""
+        return self._spare.connection() if self._spare is not None else self.engine.connect()
 
     def state(self, sender: str, our_number: str) -> ConversationState:
         """Return the opt-out status and context of a sender on one of our numbers."""
         key, number = self.hasher.key(sender), short_text(our_number, 64)
-        with self.engine.connect() as connection:
+        with self._webhook_connection() as connection:
             return self._state(connection, key, number)
 
     def find_reply(self, dedupe_key: str) -> StoredReply | None:
         """Return the reply already recorded for a webhook, if it was seen before."""
-        with self.engine.connect() as connection, reading(connection):
+        with self._webhook_connection() as connection, reading(connection):
             return self._reply_for(connection, dedupe_key)
 
     def record(self, inbound: Inbound, turn: Turn, now: datetime | None = None) -> StoredReply:
         """Store a message, its reply and the new state atomically; a re-sent webhook
         (same dedupe key, even concurrently) gets the first copy's reply instead."""
         key, number = self.hasher.key(inbound.sender), short_text(inbound.our_number, 64)
-        with self.engine.connect() as connection:
+        with self._webhook_connection() as connection:
             return self._record(connection, key, number, inbound, turn, now or utcnow())
 
     def exchange(self, inbound: Inbound, decide: Callable[[ConversationState], Turn],
@@ -284,7 +296,7 @@ class ConversationStore:
         """Read the sender's state, answer with decide(state), and record both: one
         pooled connection, a read and one write transaction (see record())."""
         key, number = self.hasher.key(inbound.sender), short_text(inbound.our_number, 64)
-        with self.engine.connect() as connection:
+        with self._webhook_connection() as connection:
             turn = decide(self._state(connection, key, number))
             return self._record(connection, key, number, inbound, turn, now or utcnow())
 

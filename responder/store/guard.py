@@ -45,9 +45,10 @@ import socket
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from sqlalchemy import Engine, event
@@ -120,6 +121,22 @@ def _interrupt(dbapi_connection: Any) -> None:
             sock.shutdown(socket.SHUT_RDWR)
     except OSError:
         pass  # already closed
+
+
+@contextmanager
+def watched(dbapi_connection: Any) -> Iterator[None]:
+    """Let the current work's abandon() interrupt a connection it did not check out
+    itself (held_connection.py keeps one per thread); outside any work, nothing."""
+    work: _Work | None = getattr(_current, "work", None)
+    if work is None or any(c is dbapi_connection for c in work.connections):
+        yield
+        return
+    work.connections.append(dbapi_connection)
+    try:
+        yield
+    finally:
+        if dbapi_connection in work.connections:
+            work.connections.remove(dbapi_connection)
 
 
 def raise_if_abandoned() -> None:
