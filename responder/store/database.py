@@ -75,6 +75,9 @@ READ_ONLY = "calfline_read_only"
 # SQLite virtual-machine instructions between two deadline checks (one Python call
 # each): a runaway statement is cut within microseconds of the deadline.
 PROGRESS_STEPS = 1000
+# BEGIN IMMEDIATE's busy wait inside the guard is what is left of the work's time,
+# rounded down to this many milliseconds (so it never outlasts the deadline).
+BUSY_STEP_MS = 50
 # How long a SQLite writer sleeps between tries for another process's writer lock,
 # at first and at most (seconds): see WriterQueue.
 FLOCK_FIRST_SLEEP = 0.0001
@@ -161,7 +164,10 @@ def _limit_busy_wait(connection: Connection, default_ms: int) -> None:
     left, and `default_ms` outside the guard: the progress handler does not run while
     SQLite sleeps in its busy wait, so the deadline has to be the wait's own limit."""
     left = remaining()
-    wanted = default_ms if left is None else max(1, min(int(left * 1000), default_ms))
+    # Down to a multiple of BUSY_STEP_MS: the time left differs by a millisecond or two
+    # from one webhook to the next, and an unchanged limit needs no PRAGMA.
+    wanted = default_ms if left is None else \
+        max(1, min(int(left * 1000) // BUSY_STEP_MS * BUSY_STEP_MS, default_ms))
     info = connection.connection.info
     if info.get(BUSY_MS, default_ms) == wanted:
         return

@@ -12,8 +12,8 @@ from functools import partial
 from pathlib import Path
 
 import pytest
+from sqlalchemy import event, select, text
 from sqlalchemy import exc as sa_exc
-from sqlalchemy import select, text
 from sqlalchemy.engine import make_url
 
 from responder.errors import StoreUnavailable
@@ -210,3 +210,17 @@ def test_a_frozen_postgresql_is_cut_loose(store_log: Lines) -> None:
             store.close()
     assert [r.getMessage() for r in store_log.records] == [
         "database unavailable: answering without it until it is back"]
+
+
+def test_webhooks_set_sqlites_busy_wait_once_and_within_their_limit(
+    store: ConversationStore
+) -> None:
+    statements: list[str] = []
+    event.listen(store.engine, "checkout",
+                 lambda dbapi, _record, _proxy: dbapi.set_trace_callback(statements.append))
+    for i in range(5):  # each webhook's matching takes its own few milliseconds
+        store.guard.run(lambda i=i: (time.sleep(0.003 * i), store.write_probe()))
+    limits = [int(s.split("=")[1]) for s in statements if s.startswith("PRAGMA busy_timeout")]
+    # The time left (0.3 s less a little) rounded down to 50 ms: the same every time.
+    assert limits == [250]
+    assert len([s for s in statements if s == "BEGIN IMMEDIATE"]) == 5
