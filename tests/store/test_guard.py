@@ -9,7 +9,6 @@ import threading
 import time
 from collections.abc import Iterator
 from functools import partial
-from pathlib import Path
 
 import pytest
 from sqlalchemy import event, select, text
@@ -20,7 +19,7 @@ from responder.errors import StoreUnavailable
 from responder.store import guard
 from responder.store.conversation_store import ConversationStore
 from responder.store.models import Meta
-from tests.databases import postgres_schema, sqlite_url
+from tests.databases import postgres_schema
 from tests.faultproxy import FaultProxy
 from tests.log_capture import Lines, captured
 
@@ -34,11 +33,8 @@ def store_log() -> Iterator[Lines]:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[ConversationStore]:
-    opened = ConversationStore.open(sqlite_url(tmp_path), SECRET, timeout=0.3)
-    opened.guard.inline = True  # as the web app sets it with the spool beside the file
-    yield opened
-    opened.close()
+def store(inline_store: ConversationStore) -> ConversationStore:
+    return inline_store
 
 
 def _probe_rows(store: ConversationStore) -> int:

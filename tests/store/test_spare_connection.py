@@ -4,7 +4,6 @@ it when the work fails or is interrupted, when threads overlap, and at close."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,11 +26,8 @@ COUNT_FOR_MINUTES = ("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FR
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[ConversationStore]:
-    opened = ConversationStore.open(sqlite_url(tmp_path), SECRET, timeout=0.3)
-    opened.guard.inline = True  # as the web app sets it with the spool beside the file
-    yield opened
-    opened.close()
+def store(inline_store: ConversationStore) -> ConversationStore:
+    return inline_store
 
 
 def _checkouts(engine: Engine) -> list[Any]:
