@@ -112,3 +112,46 @@ def test_the_opt_out_copy_is_shared_and_survives_a_restart(tmp_path: Path) -> No
     path.write_text("{not json")
     assert one.contains("h2", "+1555")  # a broken file: keep the last good copy
     assert not [name for name in os.listdir(tmp_path) if name.endswith(".tmp")]
+
+
+def test_a_change_appends_one_line_whatever_the_lists_length(tmp_path: Path) -> None:
+    path = tmp_path / "optouts.json"
+    one, two = OptOutCopy(path), OptOutCopy(path)
+    one.replace({(f"{i:064x}", "+15550001000") for i in range(5000)})
+    snapshot = path.stat()
+    one.change("h9", "+1555", True)  # a STOP
+    after = path.stat()
+    assert (after.st_ino, after.st_size, after.st_mtime_ns) == (
+        snapshot.st_ino, snapshot.st_size, snapshot.st_mtime_ns)  # not rewritten
+    assert 0 < one.journal.stat().st_size < 200
+    assert two.contains("h9", "+1555") and len(two) == 5001
+    two.change("h9", "+1555", False)  # a START from another worker
+    assert not one.contains("h9", "+1555") and not OptOutCopy(path).contains("h9", "+1555")
+
+
+def test_journal_lines_from_before_a_refresh_are_void(tmp_path: Path) -> None:
+    path = tmp_path / "optouts.json"
+    copy = OptOutCopy(path)
+    copy.replace(set())
+    copy.change("h1", "+1555", True)
+    stale_line = copy.journal.read_bytes()
+    copy.replace({("h2", "+1555")})  # the database's list, which lacks h1 by now
+    with open(copy.journal, "ab") as journal:  # as if the truncation had come first
+        journal.write(stale_line)
+    fresh = OptOutCopy(path)
+    assert fresh.contains("h2", "+1555") and not fresh.contains("h1", "+1555")
+
+
+def test_a_journal_line_counts_once_it_is_whole(tmp_path: Path) -> None:
+    path = tmp_path / "optouts.json"
+    writer, reader = OptOutCopy(path), OptOutCopy(path)
+    writer.replace(set())
+    writer.change("h1", "+1555", True)
+    line = writer.journal.read_bytes()
+    writer.journal.write_bytes(b"")
+    with open(writer.journal, "ab") as journal:
+        journal.write(line[:20])  # a writer part-way through its append
+        journal.flush()
+        assert not reader.contains("h1", "+1555")
+        journal.write(line[20:])
+    assert reader.contains("h1", "+1555")
