@@ -15,8 +15,8 @@ files that every worker process and a restarted one read:
   an empty list, 4.7 ms at 3,000 pairs and 110 ms at 30,000, under a lock that
   every worker waits on.
 A journal line counts only with the snapshot of its own generation, so lines
-written before a replace() are void without any ordering between the rename
-and the journal's truncation. Writers hold an flock.
+written before a replace() are void without any ordering between the two
+renames (the snapshot's, then a fresh empty journal's). Writers hold an flock.
 
 The database stays the truth: the copy is refreshed from it about once a minute
 while it answers, and consulted only while it does not. A change made on another
@@ -88,7 +88,7 @@ class OptOutCopy:
             generation = uuid.uuid4().hex
             self._base, self._pairs, self._generation = fresh, set(fresh), generation
             if self._write_snapshot(fresh, generation):
-                self._truncate_journal()
+                self._new_journal()
 
     def _file_lock(self) -> _FileLock:
         return _FileLock(self.path.with_name(self.path.name + ".lock"))
@@ -121,16 +121,18 @@ class OptOutCopy:
         """Apply the journal's lines not applied yet (all of them after a new snapshot)."""
         try:
             with open(self.journal, "rb") as file:
-                inode = os.fstat(file.fileno()).st_ino
-                start = 0
-                if self._read_to is not None and self._read_to[0] == inode:
-                    start = self._read_to[1]
-                if start > os.fstat(file.fileno()).st_size or start == 0:
-                    start, self._pairs = 0, set(self._base)  # truncated: from the top
+                stat = os.fstat(file.fileno())
+                start = self._read_to[1] if self._read_to is not None \
+                    and self._read_to[0] == stat.st_ino else -1
+                if start == stat.st_size:
+                    return  # nothing new: the usual case, and no copy of the list
+                if start < 0 or start > stat.st_size:  # new, replaced or truncated
+                    start, self._pairs = 0, set(self._base)
                 file.seek(start)
                 tail = file.read()
         except OSError:
             return
+        inode = stat.st_ino
         complete = tail[:tail.rfind(b"\n") + 1]  # a line being written waits for its end
         for line in complete.decode("utf-8", "replace").splitlines():
             self._apply(line)
@@ -186,16 +188,22 @@ class OptOutCopy:
         self._seen = (stat.st_ino, stat.st_size, stat.st_mtime_ns)
         return True
 
-    def _truncate_journal(self) -> None:
-        """Empty the journal: its lines belong to the old generation now."""
+    def _new_journal(self) -> None:
+        """Start an empty journal for the new generation: a new file, so a reader part-way
+        through the old one sees another inode instead of a length it may have read to."""
+        temporary = self.journal.with_name(f".{self.journal.name}.{os.getpid()}.tmp")
         try:
-            fd = os.open(self.journal, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             try:
-                self._read_to = (os.fstat(fd).st_ino, 0)
+                inode = os.fstat(fd).st_ino
             finally:
                 os.close(fd)
+            os.replace(temporary, self.journal)
         except OSError:
-            self._read_to = None  # left as it is: its lines are void anyway
+            temporary.unlink(missing_ok=True)
+            self._read_to = None  # the old journal stays: its lines are void anyway
+            return
+        self._read_to = (inode, 0)
 
     def _failed(self, exc: OSError) -> None:
         if not self._write_failed:

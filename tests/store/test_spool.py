@@ -155,3 +155,20 @@ def test_a_journal_line_counts_once_it_is_whole(tmp_path: Path) -> None:
         assert not reader.contains("h1", "+1555")
         journal.write(line[20:])
     assert reader.contains("h1", "+1555")
+
+
+def test_a_reader_between_a_refreshs_two_renames_misses_no_line(tmp_path: Path) -> None:
+    path = tmp_path / "optouts.json"
+    writer, reader = OptOutCopy(path), OptOutCopy(path)
+    writer.replace(set())
+    writer.change("h1", "+1555", True)
+    old_length = writer.journal.stat().st_size
+    # replace() in two steps, with the reader coming in between: it reads the new
+    # snapshot and the old journal (to its end, all of it void now).
+    writer._write_snapshot(set(), "2" * 32)  # as long as a uuid4().hex
+    writer._generation, writer._base, writer._pairs = "2" * 32, set(), set()
+    assert not reader.contains("h1", "+1555")
+    writer._new_journal()
+    writer.change("h2", "+1555", True)  # a line as long as the old journal
+    assert writer.journal.stat().st_size == old_length
+    assert reader.contains("h2", "+1555")
