@@ -294,7 +294,8 @@ class ConversationStore:
     def exchange(self, inbound: Inbound, decide: Callable[[ConversationState], Turn],
                  now: datetime | None = None) -> StoredReply:
         """Read the sender's state, answer with decide(state), and record both: one
-        pooled connection, a read and one write transaction (see record())."""
+        connection (the spare on a SQLite file), a read and one write transaction (see
+        record())."""
         key, number = self.hasher.key(inbound.sender), short_text(inbound.our_number, 64)
         with self._webhook_connection() as connection:
             turn = decide(self._state(connection, key, number))

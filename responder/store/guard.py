@@ -126,9 +126,9 @@ def _interrupt(dbapi_connection: Any) -> None:
 @contextmanager
 def watched(dbapi_connection: Any) -> Iterator[None]:
     """Let the current work's abandon() interrupt a connection it did not check out
-    itself (held_connection.py keeps one per thread); outside any work, nothing."""
+    itself (spare_connection.py keeps one between webhooks); outside any work, nothing."""
     work: _Work | None = getattr(_current, "work", None)
-    if work is None or any(c is dbapi_connection for c in work.connections):
+    if work is None or dbapi_connection in work.connections:
         yield
         return
     work.connections.append(dbapi_connection)

@@ -76,9 +76,13 @@ class OptOutCopy:
         """Record one opt-out or opt-in in the copy (and in this process at once)."""
         with self._lock, self._file_lock():
             self._reload()
+            pair = (sender_hash, our_number)
+            if opted_out:
+                self._pairs.add(pair)
+            else:
+                self._pairs.discard(pair)
             line = json.dumps([self._generation, "+" if opted_out else "-", sender_hash,
                                our_number], separators=(",", ":")) + "\n"
-            self._apply(line)
             self._append(line.encode("utf-8"))
 
     def replace(self, pairs: Iterable[Pair]) -> None:
@@ -157,15 +161,15 @@ class OptOutCopy:
             try:
                 os.write(fd, line)
                 os.fsync(fd)
-                inode, size = os.fstat(fd).st_ino, os.fstat(fd).st_size
+                stat = os.fstat(fd)
             finally:
                 os.close(fd)
         except OSError as exc:
             self._failed(exc)
             return
         self._write_failed = False
-        if self._read_to is not None and self._read_to == (inode, size - len(line)):
-            self._read_to = (inode, size)  # nobody else wrote between: no need to re-read
+        if self._read_to == (stat.st_ino, stat.st_size - len(line)):
+            self._read_to = (stat.st_ino, stat.st_size)  # nobody else wrote between
 
     def _write_snapshot(self, pairs: set[Pair], generation: str) -> bool:
         temporary = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
