@@ -12,6 +12,7 @@ import pytest
 from responder.store.optout_copy import OptOutCopy
 from responder.store.spool import TurnSpool, turn_from_line, turn_to_line
 from responder.store.turns import Inbound, SpooledTurn
+from tests.log_capture import captured
 
 AT = datetime(2026, 5, 1, 7, 30, tzinfo=UTC)
 
@@ -172,3 +173,17 @@ def test_a_reader_between_a_refreshs_two_renames_misses_no_line(tmp_path: Path) 
     writer.change("h2", "+1555", True)  # a line as long as the old journal
     assert writer.journal.stat().st_size == old_length
     assert reader.contains("h2", "+1555")
+
+
+def test_a_journal_that_cannot_be_written_keeps_the_change_in_memory(tmp_path: Path) -> None:
+    path = tmp_path / "optouts.json"
+    copy = OptOutCopy(path)
+    copy.replace(set())
+    copy.journal.unlink()
+    copy.journal.mkdir()  # any write to it fails, as on a broken disk
+    with captured("calfline.spool") as lines:
+        copy.change("h1", "+1555", True)
+        copy.change("h2", "+1555", True)
+    assert copy.contains("h1", "+1555") and copy.contains("h2", "+1555")
+    assert [r.getMessage() for r in lines.records if r.levelname == "ERROR"] == [
+        "opt-out copy not writable: this process keeps it in memory"]  # once, not per change
