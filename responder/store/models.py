@@ -73,10 +73,13 @@ class Conversation(Base):
     """One sender talking to one of our numbers: opt-out status and short-term context."""
 
     __tablename__ = "conversations"
-    __table_args__ = (
-        UniqueConstraint("sender_hash", "our_number"),
-        Index(None, "our_number", "updated_at"),
-    )
+    # Every message rewrites its conversation's row (updated_at, the context), so no
+    # index holds a column a message changes: PostgreSQL then updates the row in place
+    # (a HOT update, no new index entries, dead versions pruned as pages are read, with
+    # or without autovacuum), and a sender's state is read through the one index that
+    # names the sender. The console's "latest first" sorts its clinic's rows instead
+    # (migration 0006 says why and what that costs).
+    __table_args__ = (UniqueConstraint("sender_hash", "our_number"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     sender_hash: Mapped[str] = mapped_column(String(64))

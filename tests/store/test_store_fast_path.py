@@ -13,8 +13,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from sqlalchemy import event, text
+from sqlalchemy import create_engine, event, inspect, text
 from sqlalchemy import exc as sa_exc
+from sqlalchemy.pool import NullPool
 
 from responder.dialogue.conversation import SILENT_TEMPLATE, ConversationState, Turn
 from responder.dialogue.replies import Reply
@@ -282,3 +283,45 @@ def test_postgresql_driver_statement_drops_a_dead_connection() -> None:
             assert connection.invalidated
         assert store.state(PHONE, LINE) == ConversationState()  # a fresh connection
         store.close()
+
+
+# What a message writes to its conversation's row (statements.py): the time, the
+# context, and for STOP/START the opt-out.
+MESSAGE_WRITES = {"updated_at", "last_intent", "clarify_first", "clarify_second", "context_at",
+                  "language", "opted_out", "opted_out_at"}
+
+
+def test_no_index_of_conversations_holds_a_column_a_message_writes(database_url: str) -> None:
+    """Else PostgreSQL cannot update the row in place (HOT): see migration 0006."""
+    store = ConversationStore.open(database_url, SECRET)
+    inspector = inspect(store.engine)
+    indexed = {c for i in inspector.get_indexes("conversations") for c in i["column_names"]}
+    indexed |= {c for u in inspector.get_unique_constraints("conversations")
+                for c in u["column_names"]}
+    assert indexed == {"sender_hash", "our_number"}
+    assert not indexed & MESSAGE_WRITES
+    store.close()
+
+
+def test_postgresql_updates_a_conversation_in_place() -> None:
+    """Every message of a conversation is a HOT update, counted by the server itself."""
+    with postgres_schema() as url:
+        store = ConversationStore.open(url, SECRET)
+        for i in range(6):
+            store.record(Inbound("sms", PHONE, LINE, f"calf cramp {i}",
+                                 dedupe_key=idempotency_key("message", f"SMhot{i}")), _turn())
+        store.record(Inbound("sms", PHONE, LINE, "STOP"), _stop())
+        store.close()  # the backends exit, which hands their counts to the statistics
+        counts = (0, 0)
+        reader = create_engine(url, poolclass=NullPool)
+        for _ in range(50):
+            with reader.connect() as connection:  # a new session sees fresh counts
+                counts = connection.execute(text(  # the test schema's table (search_path)
+                    "SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables "
+                    "WHERE relid = 'conversations'::regclass")).one()
+            if counts[0] >= 7:
+                break
+            time.sleep(0.1)
+        reader.dispose()
+        # Six messages and a STOP after the first, which inserted the row.
+        assert counts == (7, 7)
