@@ -12,7 +12,11 @@ and the conversation store writes to a fresh SQLite file (or --database-url).
 The per-IP rate limit is off (all the load comes from 127.0.0.1); the
 per-sender limit is as shipped. A separate process
 (bench/loadgen.py) sends them; this script prints requests per second,
-p50/p99 latency, errors and each worker's peak memory, then the ratios.
+p50/p99 latency, errors and each worker's peak memory, then the ratios. It also
+prints the CPU time each request cost the workers, the load generator and, for a
+PostgreSQL server on this machine, the server: on two shared cores these add up
+to what bounds the requests per second, and they vary less between runs than
+the rates do when other machines share the host.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import csv
 import json
 import os
 import platform
+import resource
 import secrets
 import signal
 import socket
@@ -32,6 +37,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -109,10 +115,8 @@ def start_gunicorn(app: str, port: int, workers: int, env: dict[str, str],
     raise SystemExit(f"gunicorn {app} did not answer /healthz within 180 s")
 
 
-def worker_memory(master: int) -> list[dict[str, float]]:
-    """Return each worker's memory in MB: peak resident (VmHWM, shared pages counted in
-    full), proportional (Pss, shared pages split between sharers) and private."""
-    workers = []
+def processes() -> Iterator[tuple[Path, dict[str, str]]]:
+    """Yield each running process's /proc directory and its status fields."""
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -120,7 +124,46 @@ def worker_memory(master: int) -> list[dict[str, float]]:
             status = (entry / "status").read_text()
         except OSError:
             continue
-        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+        yield entry, dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+
+
+def cpu_seconds(entry: Path) -> float:
+    """A process's user + system CPU time so far, in seconds (0 once it is gone)."""
+    try:
+        fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_snapshot(master: int, database_url: str) -> dict[str, dict[int, float]]:
+    """CPU seconds so far of the app's workers and, for a PostgreSQL URL on this
+    machine, of every PostgreSQL server process (they share the cores)."""
+    local_pg = database_url.startswith("postgresql") and (
+        "@127.0.0.1" in database_url or "@localhost" in database_url)
+    snapshot: dict[str, dict[int, float]] = {"workers": {}, "PostgreSQL": {}}
+    for entry, fields in processes():
+        if int(fields.get("PPid", "0").strip() or 0) == master:
+            snapshot["workers"][int(entry.name)] = cpu_seconds(entry)
+        elif local_pg and fields.get("Name", "").strip() == "postgres":
+            snapshot["PostgreSQL"][int(entry.name)] = cpu_seconds(entry)
+    return snapshot
+
+
+def cpu_per_request(before: dict[str, dict[int, float]], after: dict[str, dict[int, float]],
+                    requests: int) -> dict[str, float]:
+    """Milliseconds of CPU per request between two snapshots; a process that started
+    in between counts from zero."""
+    return {kind: 1000 * sum(cpu - before[kind].get(pid, 0.0)
+                             for pid, cpu in after[kind].items()) / max(requests, 1)
+            for kind in after}
+
+
+def worker_memory(master: int) -> list[dict[str, float]]:
+    """Return each worker's memory in MB: peak resident (VmHWM, shared pages counted in
+    full), proportional (Pss, shared pages split between sharers) and private."""
+    workers = []
+    for entry, fields in processes():
         if int(fields.get("PPid", "0").strip() or 0) != master:
             continue
         rollup: dict[str, float] = {}
@@ -154,6 +197,9 @@ def load(app: str, args: argparse.Namespace, env: dict[str, str], logdir: Path) 
     blob.write_bytes(b"".join(struct.pack(">I", len(r)) + r for r in requests))
     server = start_gunicorn(app, port, args.workers, env, logdir)
     try:
+        database_url = env.get("DATABASE_URL", "")
+        before = cpu_snapshot(server.pid, database_url)
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
         generator = subprocess.run(
             [sys.executable, str(ROOT / "bench" / "loadgen.py"), "--port", str(port),
              "--requests", str(blob), "--concurrency", str(args.concurrency),
@@ -161,6 +207,11 @@ def load(app: str, args: argparse.Namespace, env: dict[str, str], logdir: Path) 
             capture_output=True, text=True, timeout=2 * args.duration + 60, check=True,
         )
         result: dict[str, Any] = json.loads(generator.stdout)
+        served = args.warmup + result["ok"] + sum(result["errors"].values())
+        result["cpu"] = cpu_per_request(before, cpu_snapshot(server.pid, database_url), served)
+        spent = resource.getrusage(resource.RUSAGE_CHILDREN)
+        result["cpu"]["load generator"] = 1000 * (
+            spent.ru_utime + spent.ru_stime - children.ru_utime - children.ru_stime) / served
         result["memory"] = worker_memory(server.pid)
     finally:
         server.send_signal(signal.SIGTERM)
@@ -254,6 +305,11 @@ def main() -> int:
               f"{errors:>7}   {memory}")
         if r["errors"]:
             print(f"  errors: {r['errors']}")
+    print("CPU per request, ms (from /proc; warm-up included; PostgreSQL's server when it runs "
+          "here):")
+    for name, r in results.items():
+        print(f"{name:<15} " + ", ".join(f"{kind} {ms:.3f}" for kind, ms in r["cpu"].items()
+                                          if kind != "PostgreSQL" or ms))
     ours, trivial = results["CalfLine /sms"], results["trivial Flask"]
     ratio = ours["rps"] / trivial["rps"] if trivial["rps"] else float("nan")
     peak = max((w["hwm_mb"] for w in ours["memory"]), default=float("nan"))
