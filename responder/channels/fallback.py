@@ -104,7 +104,7 @@ def install_fallback(app: Flask) -> Fallback:
     app.extensions[EXTENSION] = fallback
     app.before_request(_start_budget)
     store: ConversationStore = app.extensions["calfline_store"]
-    store.guard.inline = shares_file_system(store, directory)
+    store.guard.inline = runs_inline(store, directory)
     try:  # a copy as fresh as the database, for an outage that starts right away
         fallback.optouts.replace(store.guard.attempt(store.opted_out_pairs))
     except StoreUnavailable:
@@ -114,13 +114,17 @@ def install_fallback(app: Flask) -> Fallback:
     return fallback
 
 
-def shares_file_system(store: ConversationStore, spool: Path) -> bool:
-    """True if the store is a SQLite file on the spool's file system.
+def runs_inline(store: ConversationStore, spool: Path) -> bool:
+    """Whether the guard runs a webhook's store work in the webhook's own thread
+    (responder/store/guard.py) rather than on its pool.
 
-    Then the guard runs a webhook's store work in the webhook's own thread
-    (responder/store/guard.py): a disk that stops answering would hold the spool's
-    fsync as well, so the guard's pool could not get that answer out any sooner.
+    A database server (PostgreSQL): yes, its watchdog cuts a frozen server at the
+    deadline. A SQLite file: only on the spool's file system, where a disk that
+    stops answering would hold the spool's fsync as well, so the pool could not
+    get that answer out any sooner.
     """
+    if store.engine.dialect.name != "sqlite":
+        return True
     database = sqlite_file(store.engine)
     return database is not None and _device(database.parent) == _device(spool)
 

@@ -15,17 +15,24 @@ is interrupted, and a connection, transaction or commit it has not begun yet is
 refused (`raise_if_abandoned`, called from the engine's connect, begin and commit
 events).
 
-Why not always: every wait SQLite has can be cut from inside the caller's own
-thread, so with `inline` set `run` does the work there and saves the hop to the
-pool and back (two thread wake-ups and GIL hand-overs per webhook, each queued
-behind the other busy threads for a core under load). The deadline then holds by
-itself: the writer queue gives up at it (database.WriterQueue), SQLite's busy wait
-is set to what is left before BEGIN IMMEDIATE, a statement still running at it is
-interrupted by the progress handler (`past_deadline`), and a begin or commit after
-it is refused. What no thread can cut is a system call stuck on a disk that stopped
-answering (an fsync); the pool leaves the webhook free to answer from the spool, so
-the web app sets `inline` only when the spool shares the SQLite file's file system
-(responder/channels/fallback.py), where that answer would wait on the same disk.
+Why not always: with `inline` set, `run` does the work in the caller's own thread
+and saves the hop to the pool and back (two thread wake-ups and GIL hand-overs per
+webhook, each queued behind the other busy threads for a core under load: 11% of
+a PostgreSQL webhook's worker CPU under bench/webhook_load.py). The deadline then
+holds without the pool:
+- On SQLite by itself: the writer queue gives up at it (database.WriterQueue),
+  SQLite's busy wait is set to what is left before BEGIN IMMEDIATE, a statement
+  still running at it is interrupted by the progress handler (`past_deadline`),
+  and a begin or commit after it is refused. What no thread can cut is a system
+  call stuck on a disk that stopped answering (an fsync); the pool leaves the
+  webhook free to answer from the spool, so the web app sets `inline` for a SQLite
+  file only when the spool shares its file system (responder/channels/fallback.py),
+  where that answer would wait on the same disk.
+- On PostgreSQL by a watchdog thread (store/watchdog.py), which abandons the work
+  at its deadline as the pool's waiter would: the socket is shut down and the
+  blocked read fails at once. What it cannot cut is a connection attempt, which
+  libpq ends at connect_timeout (2 s at least, database.py), still inside the
+  webhook's budget.
 `attempt` (the probes, the replay, /readyz) always uses the pool.
 
 A circuit breaker stops the webhooks from each paying that wait: after one
@@ -55,6 +62,7 @@ from sqlalchemy import Engine, event
 from sqlalchemy import exc as sa_exc
 
 from responder.errors import StoreUnavailable
+from responder.store.watchdog import Watchdog
 
 log = logging.getLogger("calfline.store")
 T = TypeVar("T")
@@ -206,8 +214,11 @@ class StoreGuard:
         self.engine = engine
         self.timeout = timeout
         self.name = name
-        # run() in the caller's thread (SQLite only: see the module docstring).
+        # run() in the caller's thread (see the module docstring).
         self.inline = False
+        # Inline work on a server database is cut at its deadline by a watchdog thread;
+        # SQLite's waits end by themselves.
+        self._watchdog = Watchdog() if engine.dialect.name != "sqlite" else None
         self._lock = threading.Lock()
         self._pool: tuple[int, ThreadPoolExecutor] | None = None  # (pid, pool): never forked
         self._down_since: float | None = None  # monotonic; the circuit is open
@@ -341,15 +352,18 @@ class StoreGuard:
         except UNAVAILABLE as exc:
             raise StoreUnavailable(describe(exc)) from exc
 
-    @staticmethod
-    def _call_inline(work: Callable[[], T], job: _Work) -> T:
+    def _call_inline(self, work: Callable[[], T], job: _Work) -> T:
         """work() in this thread; its waits end at the job's deadline (module docstring)."""
         outer, _current.work = getattr(_current, "work", None), job
+        if self._watchdog is not None:
+            self._watchdog.watch(job)
         try:
             return work()
-        except UNAVAILABLE as exc:  # sqlite3's "interrupted" at the deadline among them
+        except UNAVAILABLE as exc:  # "interrupted" or a cut socket at the deadline among them
             raise StoreUnavailable(describe(exc)) from exc
         finally:
+            if self._watchdog is not None:
+                self._watchdog.release(job)
             _current.work = outer
 
     def shutdown(self) -> None:
@@ -357,3 +371,5 @@ class StoreGuard:
         pool, self._pool = self._pool, None
         if pool is not None and pool[0] == os.getpid():
             pool[1].shutdown(wait=False, cancel_futures=True)
+        if self._watchdog is not None:
+            self._watchdog.stop()

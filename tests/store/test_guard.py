@@ -177,10 +177,12 @@ def test_a_writer_holding_sqlite_past_the_limit_is_not_waited_for(
     store.guard.attempt(store.write_probe)  # and the next write goes through
 
 
-def test_a_frozen_postgresql_is_cut_loose(store_log: Lines) -> None:
+@pytest.mark.parametrize("inline", [False, True], ids=["on the pool", "inline, watchdog"])
+def test_a_frozen_postgresql_is_cut_loose(store_log: Lines, inline: bool) -> None:
     with postgres_schema() as url, FaultProxy(5432) as proxy:
         via_proxy = make_url(url).set(port=proxy.port).render_as_string(hide_password=False)
         store = ConversationStore.open(via_proxy, SECRET, timeout=0.3)
+        store.guard.inline = inline  # as the web app sets it for PostgreSQL
         finished = threading.Event()
 
         def query() -> int:
@@ -198,7 +200,8 @@ def test_a_frozen_postgresql_is_cut_loose(store_log: Lines) -> None:
             with pytest.raises(StoreUnavailable):
                 store.guard.run(query)
             assert time.monotonic() - started < 0.45
-            # psycopg has no read timeout: the guard shut the socket so the thread is free.
+            # psycopg has no read timeout: the guard shut the socket so the thread is free
+            # (inline, the thread is this one: the watchdog cut it at the deadline).
             assert finished.wait(1.0)
             proxy.heal()
             assert store.guard.attempt(query) == 1  # a fresh connection
