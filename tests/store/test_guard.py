@@ -196,10 +196,15 @@ def test_a_frozen_postgresql_is_cut_loose(store_log: Lines, inline: bool) -> Non
             assert store.guard.run(query) == 1
             finished.clear()
             proxy.freeze()  # the server's kernel takes the bytes; no answer ever comes
+            # Should the guard fail to cut it, the proxy resets the connection after 5 s:
+            # a failed assertion below rather than a test run that hangs.
+            backstop = threading.Timer(5.0, proxy.drop)
+            backstop.start()
             started = time.monotonic()
             with pytest.raises(StoreUnavailable):
                 store.guard.run(query)
             assert time.monotonic() - started < 0.45
+            backstop.cancel()
             # psycopg has no read timeout: the guard shut the socket so the thread is free
             # (inline, the thread is this one: the watchdog cut it at the deadline).
             assert finished.wait(1.0)
