@@ -26,8 +26,9 @@ bind = os.environ.get("CALFLINE_BIND") or "127.0.0.1:8000"
 # 1.09-1.27x the requests per second and 0.64-0.72x the p99; PostgreSQL, whose
 # round trips threads do overlap, 0.80x the requests per second but 0.70x the
 # p99 (README "Performance"). The webhook still never
-# waits past its budget: the store's work has its own thread pool and time limit
-# (responder/store/guard.py), which the fault tests exercise on sync workers.
+# waits past its budget: the store's work has its own time limit, held by a
+# watchdog thread on PostgreSQL and by SQLite's own waits (responder/store/guard.py),
+# which the fault tests exercise on sync workers.
 # A sync worker needs a buffering proxy in front (nginx): a slow client holds it.
 # CALFLINE_THREADS=4 gives the gthread worker (keep-alive, overlapped waits).
 workers = int(os.environ.get("CALFLINE_WORKERS") or os.cpu_count() or 1)
