@@ -22,6 +22,7 @@ from responder.dialogue.replies import Reply
 from responder.nlu.matcher import Match
 from responder.store.conversation_store import ConversationStore, Inbound, idempotency_key
 from responder.store.database import WriterQueue
+from responder.store.statements import STATE_COLUMNS
 from tests.conftest import ROOT
 from tests.databases import postgres_schema, sqlite_url
 
@@ -286,9 +287,8 @@ def test_postgresql_driver_statement_drops_a_dead_connection() -> None:
 
 
 # What a message writes to its conversation's row (statements.py): the time, the
-# context, and for STOP/START the opt-out.
-MESSAGE_WRITES = {"updated_at", "last_intent", "clarify_first", "clarify_second", "context_at",
-                  "language", "opted_out", "opted_out_at"}
+# state (the context and, for STOP/START, the opt-out) and when it opted out.
+MESSAGE_WRITES = {"updated_at", *STATE_COLUMNS, "opted_out_at"}
 
 
 def test_no_index_of_conversations_holds_a_column_a_message_writes(database_url: str) -> None:
