@@ -115,8 +115,8 @@ def start_gunicorn(app: str, port: int, workers: int, env: dict[str, str],
     raise SystemExit(f"gunicorn {app} did not answer /healthz within 180 s")
 
 
-def processes() -> Iterator[tuple[Path, dict[str, str]]]:
-    """Yield each running process's /proc directory and its status fields."""
+def processes() -> Iterator[tuple[Path, dict[str, str], int]]:
+    """Yield each running process's /proc directory, its status fields and its parent."""
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -124,7 +124,8 @@ def processes() -> Iterator[tuple[Path, dict[str, str]]]:
             status = (entry / "status").read_text()
         except OSError:
             continue
-        yield entry, dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+        yield entry, fields, int(fields.get("PPid", "0").strip() or 0)
 
 
 def cpu_seconds(entry: Path) -> float:
@@ -142,8 +143,8 @@ def cpu_snapshot(master: int, database_url: str) -> dict[str, dict[int, float]]:
     local_pg = database_url.startswith("postgresql") and (
         "@127.0.0.1" in database_url or "@localhost" in database_url)
     snapshot: dict[str, dict[int, float]] = {"workers": {}, "PostgreSQL": {}}
-    for entry, fields in processes():
-        if int(fields.get("PPid", "0").strip() or 0) == master:
+    for entry, fields, parent in processes():
+        if parent == master:
             snapshot["workers"][int(entry.name)] = cpu_seconds(entry)
         elif local_pg and fields.get("Name", "").strip() == "postgres":
             snapshot["PostgreSQL"][int(entry.name)] = cpu_seconds(entry)
@@ -163,8 +164,8 @@ def worker_memory(master: int) -> list[dict[str, float]]:
     """Return each worker's memory in MB: peak resident (VmHWM, shared pages counted in
     full), proportional (Pss, shared pages split between sharers) and private."""
     workers = []
-    for entry, fields in processes():
-        if int(fields.get("PPid", "0").strip() or 0) != master:
+    for entry, fields, parent in processes():
+        if parent != master:
             continue
         rollup: dict[str, float] = {}
         try:
