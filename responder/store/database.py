@@ -15,7 +15,10 @@ system but not fsynced, so a crashed or killed process loses nothing, while
 a power cut or kernel crash can lose the last such messages (never corrupt
 the file; sqlite.org/pragma.html#pragma_synchronous, sqlite.org/wal.html).
 A message that changes the opt-out list is fsynced, and its fsync hardens
-every relaxed commit before it. PostgreSQL keeps synchronous_commit=on.
+every relaxed commit before it. A connection stays at NORMAL after a relaxed
+commit (setting it and back cost two statements per message), and every other
+write transaction's BEGIN puts it back to FULL first (_on_begin), so nothing
+else ever commits relaxed. PostgreSQL keeps synchronous_commit=on.
 
 Time limits (`open_engine(url, timeout)`, the web app passes its webhook budget): a
 PostgreSQL connection attempt gives up after connect_timeout, a statement after the
@@ -72,6 +75,10 @@ PING_AFTER_IDLE_SECONDS = 1.0
 RETURNED_AT = "calfline_returned_at"
 # Execution option that leaves out SQLite's BEGIN IMMEDIATE for a single read: see reading().
 READ_ONLY = "calfline_read_only"
+# A SQLite connection's PRAGMA synchronous when not FULL, in its pool record's info; and
+# the mark relaxed_commit() puts there for the transaction it lets skip the fsync.
+SYNCHRONOUS = "calfline_synchronous"
+RELAXED = "calfline_relaxed"
 # SQLite virtual-machine instructions between two deadline checks (one Python call
 # each): a runaway statement is cut within microseconds of the deadline.
 PROGRESS_STEPS = 1000
@@ -138,6 +145,8 @@ def _sqlite_engine(url: URL, timeout: float | None) -> Engine:
         # no BEGIN, no write lock, no wait for another process's writer.
         if connection.get_execution_options().get(READ_ONLY):
             return
+        if not connection.connection.info.get(RELAXED):
+            _synchronous(connection, "FULL")  # a relaxed commit before may have left NORMAL
         _limit_busy_wait(connection, int(busy * 1000))
         _begin_immediate(connection)
 
@@ -404,17 +413,33 @@ def _end_autocommit(connection: Connection, raw: Any) -> None:
 
 @contextmanager
 def relaxed_commit(connection: Connection, relaxed: bool = True) -> Iterator[None]:
-    """Commit without fsync inside (SQLite synchronous=NORMAL); see the module docstring."""
+    """Commit without fsync inside (SQLite synchronous=NORMAL); see the module docstring.
+
+    The connection stays at NORMAL afterwards, so the next ordinary message needs no
+    PRAGMA at all (the two per message cost about 17 us of a webhook's 600 in one
+    process); any other transaction's BEGIN sets FULL again (_on_begin).
+    """
     if not relaxed or connection.dialect.name != "sqlite":
         yield
         return
-    raw = connection.connection.driver_connection
-    assert raw is not None
-    raw.execute("PRAGMA synchronous=NORMAL")  # outside any transaction: takes effect at once
+    _synchronous(connection, "NORMAL")
+    info = connection.connection.info
+    info[RELAXED] = True
     try:
         yield
     finally:
-        raw.execute("PRAGMA synchronous=FULL")
+        info.pop(RELAXED, None)
+
+
+def _synchronous(connection: Connection, level: str) -> None:
+    """Set SQLite's PRAGMA synchronous (outside a transaction: at once) unless already so."""
+    info = connection.connection.info
+    if info.get(SYNCHRONOUS, "FULL") == level:
+        return
+    raw = connection.connection.driver_connection
+    assert raw is not None
+    raw.execute(f"PRAGMA synchronous={level}")
+    info[SYNCHRONOUS] = level
 
 
 def migrate(engine: Engine) -> None:

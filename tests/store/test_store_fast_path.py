@@ -110,6 +110,34 @@ def test_sqlite_skips_the_fsync_only_for_ordinary_messages(tmp_path: Any) -> Non
     store.close()
 
 
+def test_a_connection_left_at_normal_commits_anything_else_with_fsync(tmp_path: Any) -> None:
+    # The webhook's connection stays at NORMAL between ordinary messages (no PRAGMA
+    # per message), and any other write on it is back at FULL before it begins.
+    store = ConversationStore.open(sqlite_url(tmp_path), SECRET)
+    levels: list[int] = []
+    pragmas: list[str] = []
+
+    @event.listens_for(store.engine, "commit")
+    def _level(connection: Any) -> None:
+        raw = connection.connection.driver_connection
+        levels.append(raw.execute("PRAGMA synchronous").fetchone()[0])
+
+    @event.listens_for(store.engine, "connect")
+    def _trace(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.set_trace_callback(
+            lambda sql: pragmas.append(sql) if sql.startswith("PRAGMA synchronous=") else None)
+
+    for body in ("calf cramp", "tight calves", "sore calf"):
+        store.record(Inbound("sms", PHONE, LINE, body), _turn())
+    assert pragmas == ["PRAGMA synchronous=NORMAL"]  # once, not twice per message
+    with store._webhook_connection() as connection, connection.begin():
+        connection.execute(text("UPDATE conversations SET language = 'en'"))
+    assert levels == [1, 1, 1, 2]
+    store.record(Inbound("sms", PHONE, LINE, "calf cramp"), _turn())
+    assert levels[-1] == 1
+    store.close()
+
+
 def test_writers_queue_across_processes(tmp_path: Any) -> None:
     lock = str(tmp_path / "db.sqlite3-writer.lock")
     holder = subprocess.Popen(
