@@ -21,7 +21,7 @@ from responder.dialogue.conversation import SILENT_TEMPLATE, ConversationState, 
 from responder.dialogue.replies import Reply
 from responder.nlu.matcher import Match
 from responder.store.conversation_store import ConversationStore, Inbound, idempotency_key
-from responder.store.database import WriterQueue
+from responder.store.database import WriterQueue, reading
 from responder.store.statements import STATE_COLUMNS
 from tests.conftest import ROOT
 from tests.databases import postgres_schema, sqlite_url
@@ -142,7 +142,7 @@ def test_writers_queue_across_processes(tmp_path: Any) -> None:
     lock = str(tmp_path / "db.sqlite3-writer.lock")
     holder = subprocess.Popen(
         [sys.executable, "-c", "import sys, time\n"
-         "from responder.store.database import WriterQueue\n"
+         "from responder.store.database import WriterQueue, reading\n"
          f"with WriterQueue({lock!r}):\n"
          "    print('held', flush=True)\n"
          "    time.sleep(0.5)\n"],
@@ -162,7 +162,7 @@ def test_a_writer_that_dies_releases_the_queue(tmp_path: Any) -> None:
     lock = str(tmp_path / "db.sqlite3-writer.lock")
     holder = subprocess.Popen(
         [sys.executable, "-c", "import os\n"
-         "from responder.store.database import WriterQueue\n"
+         "from responder.store.database import WriterQueue, reading\n"
          f"WriterQueue({lock!r}).__enter__()\n"
          "os._exit(1)\n"], cwd=ROOT)
     holder.wait(timeout=10)
@@ -209,6 +209,39 @@ def test_postgresql_records_an_ordinary_message_in_one_statement() -> None:
             "in", "calf cramp", "out", "Stretch it")
         later = Inbound("sms", PHONE, LINE, "STOP", "SM2", idempotency_key("sms", "SM2"))
         assert _round_trips(store, lambda: store.exchange(later, lambda state: _stop())) > 2
+        store.close()
+
+
+def test_postgresql_waits_for_the_wal_flush_only_inside_transactions() -> None:
+    """The web app's store (a time limit) records an ordinary message without waiting
+    for the WAL's flush; an opt-out, and every other transaction, waits for it."""
+    with postgres_schema() as url:
+        store = ConversationStore.open(url, SECRET, 5.0)
+        store.ping()
+        levels: list[str] = []
+
+        @event.listens_for(store.engine, "commit")
+        def _level(connection: Any) -> None:
+            raw = connection.connection.driver_connection
+            levels.append(raw.execute("SHOW synchronous_commit").fetchone()[0])
+
+        first = Inbound("sms", PHONE, LINE, "calf cramp", "SM1", idempotency_key("sms", "SM1"))
+        assert _round_trips(store, lambda: store.exchange(first, lambda state: _turn())) == 2
+        assert levels == []  # in autocommit: the connection's own setting
+        with store.engine.connect() as connection:
+            with reading(connection):
+                assert connection.exec_driver_sql("SHOW synchronous_commit").scalar() == "off"
+            with connection.begin():
+                assert connection.exec_driver_sql("SHOW synchronous_commit").scalar() == "on"
+        later = Inbound("sms", PHONE, LINE, "STOP", "SM2", idempotency_key("sms", "SM2"))
+        store.exchange(later, lambda state: _stop())
+        assert levels[-1:] == ["on"]  # the opt-out's transaction
+        assert store.state(PHONE, LINE).opted_out
+        store.close()
+    with postgres_schema() as url:  # the command line's store: the server's default
+        store = ConversationStore.open(url, SECRET)
+        with store.engine.connect() as connection, reading(connection):
+            assert connection.exec_driver_sql("SHOW synchronous_commit").scalar() == "on"
         store.close()
 
 
