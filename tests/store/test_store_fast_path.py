@@ -13,7 +13,17 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, event, inspect, text
+from sqlalchemy import (
+    MetaData,
+    Table,
+    bindparam,
+    create_engine,
+    event,
+    inspect,
+    select,
+    text,
+    update,
+)
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.pool import NullPool
 
@@ -22,6 +32,7 @@ from responder.dialogue.replies import Reply
 from responder.nlu.matcher import Match
 from responder.store.conversation_store import ConversationStore, Inbound, idempotency_key
 from responder.store.database import WriterQueue, reading
+from responder.store.driver_statement import DriverStatement
 from responder.store.statements import STATE_COLUMNS
 from tests.conftest import ROOT
 from tests.databases import postgres_schema, sqlite_url
@@ -142,7 +153,7 @@ def test_writers_queue_across_processes(tmp_path: Any) -> None:
     lock = str(tmp_path / "db.sqlite3-writer.lock")
     holder = subprocess.Popen(
         [sys.executable, "-c", "import sys, time\n"
-         "from responder.store.database import WriterQueue, reading\n"
+         "from responder.store.database import WriterQueue\n"
          f"with WriterQueue({lock!r}):\n"
          "    print('held', flush=True)\n"
          "    time.sleep(0.5)\n"],
@@ -162,7 +173,7 @@ def test_a_writer_that_dies_releases_the_queue(tmp_path: Any) -> None:
     lock = str(tmp_path / "db.sqlite3-writer.lock")
     holder = subprocess.Popen(
         [sys.executable, "-c", "import os\n"
-         "from responder.store.database import WriterQueue, reading\n"
+         "from responder.store.database import WriterQueue\n"
          f"WriterQueue({lock!r}).__enter__()\n"
          "os._exit(1)\n"], cwd=ROOT)
     holder.wait(timeout=10)
@@ -345,6 +356,26 @@ def test_postgresql_driver_statement_drops_a_dead_connection() -> None:
             assert connection.invalidated
         assert store.state(PHONE, LINE) == ConversationState()  # a fresh connection
         store.close()
+
+
+def test_driver_statements_tell_rows_from_none(database_url: str) -> None:
+    """On both drivers: a statement that leaves no rows gives [], one with an empty
+    result gives [], one with rows gives them (psycopg's test is its rownumber)."""
+    store = ConversationStore.open(database_url, SECRET)
+    store.record(Inbound("sms", PHONE, LINE, "calf cramp"), _turn())
+    conversations = Table("conversations", MetaData(), autoload_with=store.engine)
+    key = store.hasher.key(PHONE).hash
+    touch = DriverStatement(
+        update(conversations).where(conversations.c.sender_hash == bindparam("key"))
+        .values(language="en"), store.engine.dialect, ["key"])
+    read = DriverStatement(
+        select(conversations.c.our_number).where(conversations.c.sender_hash == bindparam("key")),
+        store.engine.dialect, ["key"])
+    with store.engine.connect() as connection, connection.begin():
+        assert touch.rows(connection, {"key": key}) == []
+        assert read.rows(connection, {"key": "nobody"}) == []
+        assert read.rows(connection, {"key": key}) == [(LINE,)]
+    store.close()
 
 
 # What a message writes to its conversation's row (statements.py): the time, the
