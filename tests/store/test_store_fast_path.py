@@ -103,15 +103,22 @@ def test_reading_state_does_not_wait_for_a_writer(tmp_path: Any) -> None:
         store.close()
 
 
-def test_sqlite_skips_the_fsync_only_for_ordinary_messages(tmp_path: Any) -> None:
-    store = ConversationStore.open(sqlite_url(tmp_path), SECRET)
-    levels: list[int] = []
+def _levels_at_commit(store: ConversationStore, query: str) -> list[Any]:
+    """What `query` (SQLite's synchronous, PostgreSQL's synchronous_commit) says just
+    before each commit on the store's engine, in order."""
+    levels: list[Any] = []
 
     @event.listens_for(store.engine, "commit")
     def _level(connection: Any) -> None:
         raw = connection.connection.driver_connection
-        levels.append(raw.execute("PRAGMA synchronous").fetchone()[0])
+        levels.append(raw.execute(query).fetchone()[0])
 
+    return levels
+
+
+def test_sqlite_skips_the_fsync_only_for_ordinary_messages(tmp_path: Any) -> None:
+    store = ConversationStore.open(sqlite_url(tmp_path), SECRET)
+    levels = _levels_at_commit(store, "PRAGMA synchronous")
     store.record(Inbound("sms", PHONE, LINE, "calf cramp"), _turn())
     store.record(Inbound("sms", PHONE, LINE, "STOP"), _stop())
     store.record(Inbound("sms", PHONE, LINE, "calf cramp"), _turn())
@@ -125,13 +132,8 @@ def test_a_connection_left_at_normal_commits_anything_else_with_fsync(tmp_path: 
     # The webhook's connection stays at NORMAL between ordinary messages (no PRAGMA
     # per message), and any other write on it is back at FULL before it begins.
     store = ConversationStore.open(sqlite_url(tmp_path), SECRET)
-    levels: list[int] = []
+    levels = _levels_at_commit(store, "PRAGMA synchronous")
     pragmas: list[str] = []
-
-    @event.listens_for(store.engine, "commit")
-    def _level(connection: Any) -> None:
-        raw = connection.connection.driver_connection
-        levels.append(raw.execute("PRAGMA synchronous").fetchone()[0])
 
     @event.listens_for(store.engine, "connect")
     def _trace(dbapi_connection: Any, _record: Any) -> None:
@@ -229,13 +231,7 @@ def test_postgresql_waits_for_the_wal_flush_only_inside_transactions() -> None:
     with postgres_schema() as url:
         store = ConversationStore.open(url, SECRET, 5.0)
         store.ping()
-        levels: list[str] = []
-
-        @event.listens_for(store.engine, "commit")
-        def _level(connection: Any) -> None:
-            raw = connection.connection.driver_connection
-            levels.append(raw.execute("SHOW synchronous_commit").fetchone()[0])
-
+        levels = _levels_at_commit(store, "SHOW synchronous_commit")
         first = Inbound("sms", PHONE, LINE, "calf cramp", "SM1", idempotency_key("sms", "SM1"))
         assert _round_trips(store, lambda: store.exchange(first, lambda state: _turn())) == 2
         assert levels == []  # in autocommit: the connection's own setting
