@@ -123,7 +123,7 @@ def runs_inline(store: ConversationStore, spool: Path) -> bool:
     stops answering would hold the spool's fsync as well, so the pool could not
     get that answer out any sooner.
     """
-    if store.engine.dialect.name != "sqlite":
+    if store.guard.cuts_inline_work:
         return True
     database = sqlite_file(store.engine)
     return database is not None and _device(database.parent) == _device(spool)

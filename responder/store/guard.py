@@ -232,6 +232,12 @@ class StoreGuard:
         return self._down_since is None
 
     @property
+    def cuts_inline_work(self) -> bool:
+        """True if inline work is cut at its deadline by this guard's watchdog (a database
+        server); a SQLite file's waits end by themselves instead."""
+        return self._watchdog is not None
+
+    @property
     def reason(self) -> str:
         """Why the circuit is open ("" while it is closed)."""
         return self._reason
