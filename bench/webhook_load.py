@@ -267,10 +267,14 @@ def print_round(number: int, results: dict[str, dict[str, Any]]) -> None:
               f"{r['p99']:>7.2f} {errors:>7}   {memory}")
         if r["errors"]:
             print(f"      errors: {r['errors']}")
-        print(f"{'':>5} {'':<15} CPU per request, ms: "
-              + ", ".join(f"{kind} {ms:.3f}" for kind, ms in r["cpu"].items()
-                          if kind != "PostgreSQL" or ms))
+        print(f"{'':>5} {'':<15} CPU per request, ms: {cpu_line(r['cpu'])}")
     print(f"{'':>5} CalfLine / trivial: {ratio(results):.3f}x")
+
+
+def cpu_line(cpu: dict[str, float]) -> str:
+    """CPU per request by kind of process; PostgreSQL's only when a server here ran."""
+    return ", ".join(f"{kind} {ms:.3f}" for kind, ms in cpu.items()
+                     if kind != "PostgreSQL" or ms)
 
 
 def ratio(results: dict[str, dict[str, Any]]) -> float:
@@ -288,10 +292,9 @@ def print_summary(rounds: list[dict[str, dict[str, Any]]]) -> None:
     peak = max((w["hwm_mb"] for r in ours for w in r["memory"]), default=float("nan"))
     pss = max((w["pss_mb"] for r in ours for w in r["memory"]), default=float("nan"))
     for name in (TRIVIAL, CALFLINE):
-        kinds = rounds[0][name]["cpu"]
-        print(f"{name:<15} median CPU per request, ms: " + ", ".join(
-            f"{kind} {statistics.median(r[name]['cpu'][kind] for r in rounds):.3f}"
-            for kind in kinds if kind != "PostgreSQL" or kinds[kind]))
+        medians = {kind: statistics.median(r[name]["cpu"][kind] for r in rounds)
+                   for kind in rounds[0][name]["cpu"]}
+        print(f"{name:<15} median CPU per request, ms: {cpu_line(medians)}")
     print(f"CalfLine / trivial, median of {len(rounds)} rounds: "
           f"{statistics.median(ratios):.2f}x the requests per second (goal >= 0.35; rounds "
           + ", ".join(f"{x:.2f}" for x in ratios)
