@@ -13,7 +13,7 @@ from typing import Any
 
 from gunicorn.glogging import Logger
 
-from responder.web.logging_setup import redact_path
+from responder.web.logging_setup import server_request_line
 
 # Where to listen. Behind nginx on the same host keep 127.0.0.1; in a
 # container use 0.0.0.0 (the Dockerfile does).
@@ -60,26 +60,36 @@ control_socket_disable = True
 # TLS ends at the proxy; trust its X-Forwarded-Proto only from these addresses.
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS") or "127.0.0.1,::1"
 
-# Access log: method, path, status, size, time and request id. Never %(r)s or
-# %(q)s (the query string of a GET webhook carries From and Body), never the
-# Referer, and the path itself has phone-number-like digit runs masked.
+# Access log: each request's one JSON line (responder/web/logging_setup.py), with the
+# intent and request id the app leaves in the WSGI environ, written once the response is
+# out; the app then writes none itself (CALFLINE_REQUEST_LOG=server). Never the query
+# string (a GET webhook carries From and Body) or the Referer, and phone-number-like
+# digit runs in the path are masked. With CALFLINE_ACCESS_LOG=off the app writes the
+# line to stderr instead.
 _access = os.environ.get("CALFLINE_ACCESS_LOG") or "-"
 accesslog = None if _access.lower() in {"off", "none"} else _access
-access_log_format = '%(h)s %(t)s "%(m)s %(U)s" %(s)s %(B)s %(M)sms rid=%({x-request-id}o)s'
+raw_env = ["CALFLINE_REQUEST_LOG=server"] if accesslog else []
 errorlog = "-"
 loglevel = (os.environ.get("CALFLINE_LOG_LEVEL") or "info").lower()
 
 
-class RedactingLogger(Logger):
-    """Gunicorn's logger with phone-number-like digit runs masked in the path."""
+class JsonAccessLogger(Logger):
+    """Gunicorn's logger, its access lines being CalfLine's JSON request lines."""
 
-    def atoms(self, resp: Any, req: Any, environ: Any, request_time: Any) -> dict[str, Any]:
-        atoms: dict[str, Any] = super().atoms(resp, req, environ, request_time)
-        atoms["U"] = redact_path(str(atoms.get("U") or ""))
-        return atoms
+    def access(self, resp: Any, req: Any, environ: Any, request_time: Any) -> None:
+        if not self.access_log_enabled:
+            return
+        try:
+            status = int(str(resp.status).split(None, 1)[0])
+            request_id = next((value for name, value in resp.headers
+                               if name.lower() == "x-request-id"), None)
+            self.access_log.info(server_request_line(
+                environ, status, request_time.total_seconds(), request_id))
+        except Exception:  # a log line must never cost the answer
+            self.exception("access log line failed")
 
 
-logger_class = RedactingLogger
+logger_class = JsonAccessLogger
 
 
 def pre_fork(server: Any, worker: Any) -> None:

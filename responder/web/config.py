@@ -89,6 +89,9 @@ SETTINGS: dict[str, tuple[str, Callable[[str], Any], Any]] = {
     "TWILIO_ACCOUNT_SID": ("TWILIO_ACCOUNT_SID", _str, ""),
     "TWILIO_API_URL": ("CALFLINE_TWILIO_API_URL", _str, "https://api.twilio.com"),
     "LOG_LEVEL": ("CALFLINE_LOG_LEVEL", _str, "INFO"),
+    # Who writes each request's JSON line (responder/web/logging_setup.py): "app", or
+    # "server" when the WSGI server's access log does (deploy/gunicorn.conf.py sets it).
+    "REQUEST_LOG": ("CALFLINE_REQUEST_LOG", _str, "app"),
     # Webhook signatures (responder/channels/signatures.py): empty token answers loopback only.
     "TWILIO_AUTH_TOKEN": ("TWILIO_AUTH_TOKEN", _str, ""),
     "PUBLIC_BASE_URL": ("CALFLINE_PUBLIC_BASE_URL", _str, ""),

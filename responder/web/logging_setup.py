@@ -3,6 +3,12 @@
 Messages and phone numbers are personal health data, so no log line at INFO
 carries the message body, the sender's number or the query string (a GET
 webhook puts both there). Views name the intent with `flask.g.calfline_intent`.
+
+Under deploy/gunicorn.conf.py the line is gunicorn's access log line: the app
+leaves its own fields in the WSGI environ (SERVER_FIELDS) and the server writes
+the line once the response is out (server_request_line), instead of one line
+from each of them per request. Elsewhere, or with CALFLINE_REQUEST_LOG=app, the
+app writes it to stderr itself.
 """
 
 from __future__ import annotations
@@ -15,12 +21,14 @@ import time
 import uuid
 from typing import Any
 
-from flask import Flask, Response, g, request
+from flask import Flask, Response, current_app, g, request
 
 from responder.errors import ConfigError
 
 REQUEST_LOGGER = "calfline.request"
 REQUEST_ID_HEADER = "X-Request-Id"
+# Where the app leaves its fields for a server that writes the request line itself.
+SERVER_FIELDS = "calfline.request_log"
 # A caller's id is kept only if it is short and plain, so it cannot forge log
 # fields or smuggle a phone number past the formatter.
 _SAFE_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
@@ -33,19 +41,35 @@ class JsonFormatter(logging.Formatter):
     """Format a record as one JSON object: time, level, logger, message and extras."""
 
     def format(self, record: logging.LogRecord) -> str:
-        line: dict[str, Any] = {
-            "ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}Z",
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "event": record.getMessage(),
-        }
-        line.update({k: v for k, v in vars(record).items() if k not in _RECORD_FIELDS})
+        fields = {k: v for k, v in vars(record).items() if k not in _RECORD_FIELDS}
         if record.exc_info:
-            line["error"] = self.formatException(record.exc_info)
-        return json.dumps(line, default=str, ensure_ascii=False)
+            fields["error"] = self.formatException(record.exc_info)
+        return json_line(record.created, record.levelname.lower(), record.name,
+                         record.getMessage(), fields)
 
 
-JsonFormatter.converter = time.gmtime
+def json_line(created: float, level: str, logger: str, event: str,
+              fields: dict[str, Any]) -> str:
+    """One log line as JSON: UTC time to the millisecond, level, logger, event, fields."""
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(created))
+    line = {"ts": f"{stamp}.{int(created % 1 * 1000):03d}Z", "level": level,
+            "logger": logger, "event": event, **fields}
+    return json.dumps(line, default=str, ensure_ascii=False)
+
+
+def server_request_line(environ: dict[str, Any], status: int, seconds: float,
+                        request_id: str | None = None) -> str:
+    """The request line a WSGI server writes after answering: the app's fields from
+    the environ (SERVER_FIELDS) with the method, the masked path, the status and the
+    whole request's time; `request_id` (the response's header) when the app left none."""
+    app_fields = environ.get(SERVER_FIELDS) or {}
+    fields = {"request_id": app_fields.get("request_id", request_id),
+              "method": environ.get("REQUEST_METHOD"),
+              # Never the query string: a GET webhook puts the number and text there.
+              "path": redact_path(str(environ.get("PATH_INFO") or "")),
+              "status": status, "intent": None, "latency_ms": round(seconds * 1000.0, 3),
+              **app_fields}
+    return json_line(time.time(), "info", REQUEST_LOGGER, "request", fields)
 
 
 def configure_logging(level: str = "INFO") -> None:
@@ -81,21 +105,26 @@ def _start() -> None:
 
 
 def _log(response: Response) -> Response:
-    started = g.get("calfline_started")
-    latency_ms = (time.perf_counter() - started) * 1000.0 if started is not None else None
     rid = g.get("calfline_request_id") or uuid.uuid4().hex
     response.headers[REQUEST_ID_HEADER] = rid
+    ours: dict[str, Any] = {"request_id": rid, "intent": g.get("calfline_intent")}
+    if g.get("calfline_spool_pending") is not None:
+        # Set when this turn went to the spool: how many turns wait there (a gauge).
+        ours["spool_pending"] = g.calfline_spool_pending
+    if current_app.config.get("REQUEST_LOG") == "server":
+        request.environ[SERVER_FIELDS] = ours  # the server's access log writes the line
+        return response
+    started = g.get("calfline_started")
+    latency_ms = (time.perf_counter() - started) * 1000.0 if started is not None else None
     logging.getLogger(REQUEST_LOGGER).info("request", extra={
         "request_id": rid,
         "method": request.method,
         # Never request.full_path: the query string of a GET webhook holds the number.
         "path": redact_path(request.path),
         "status": response.status_code,
-        "intent": g.get("calfline_intent"),
+        "intent": ours["intent"],
         "latency_ms": None if latency_ms is None else round(latency_ms, 3),
-        # Set when this turn went to the spool: how many turns wait there (a gauge).
-        **({"spool_pending": g.calfline_spool_pending}
-           if g.get("calfline_spool_pending") is not None else {}),
+        **({"spool_pending": ours["spool_pending"]} if "spool_pending" in ours else {}),
     })
     return response
 
@@ -103,5 +132,8 @@ def _log(response: Response) -> Response:
 def install_request_logging(app: Flask) -> None:
     """Time every request and log it as one JSON line when the response is ready."""
     configure_logging(str(app.config.get("LOG_LEVEL", "INFO")))
+    if app.config.get("REQUEST_LOG", "app") not in {"app", "server"}:
+        raise ConfigError(f"CALFLINE_REQUEST_LOG={app.config['REQUEST_LOG']!r}: "
+                          "use app or server")
     app.before_request(_start)
     app.after_request(_log)

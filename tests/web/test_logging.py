@@ -6,6 +6,8 @@ import io
 import json
 import logging
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 from flask import Flask
@@ -14,7 +16,13 @@ from flask.testing import FlaskClient
 from responder import create_app
 from responder.dialogue.respond import Responder
 from responder.errors import ConfigError
-from responder.web.logging_setup import REQUEST_LOGGER, JsonFormatter, configure_logging
+from responder.web.logging_setup import (
+    REQUEST_LOGGER,
+    SERVER_FIELDS,
+    JsonFormatter,
+    configure_logging,
+    server_request_line,
+)
 
 PHONE = "+15557654321"
 BODY = "my calf is cramping after parkrun secretword"
@@ -90,3 +98,46 @@ def test_unhandled_error_is_still_logged(responder: Responder, log_lines: io.Str
 def test_unknown_log_level_stops_start_up() -> None:
     with pytest.raises(ConfigError, match="CALFLINE_LOG_LEVEL"):
         configure_logging("chatty")
+
+
+def test_a_server_that_writes_the_line_gets_the_apps_fields(
+    responder: Responder, tmp_path: Path, log_lines: io.StringIO
+) -> None:
+    app = create_app({"TESTING": True, "RESPONDER": responder, "REQUEST_LOG": "server",
+                      "DATABASE_URL": f"sqlite:///{tmp_path / 'calfline.sqlite3'}",
+                      "SPOOL_DIR": str(tmp_path / "spool")})
+    seen: list[dict[str, Any]] = []  # the environ the server would log from
+    flask_app = app.wsgi_app
+
+    def server(environ: dict[str, Any], start_response: Any) -> Any:
+        seen.append(environ)
+        return flask_app(environ, start_response)
+
+    app.wsgi_app = server  # type: ignore[method-assign]
+    response = app.test_client().post("/sms", data={"Body": BODY, "From": PHONE})
+    app.extensions["calfline_store"].close()
+    assert response.status_code == 200 and log_lines.getvalue() == ""  # not twice
+    (environ,) = seen
+    assert environ[SERVER_FIELDS] == {"request_id": response.headers["X-Request-Id"],
+                                      "intent": "cramp_now"}
+    line = server_request_line(environ, 200, 0.0123456, "ignored-header-id")
+    assert json.loads(line) | {"ts": "t"} == {
+        "ts": "t", "level": "info", "logger": REQUEST_LOGGER, "event": "request",
+        "request_id": response.headers["X-Request-Id"], "method": "POST", "path": "/sms",
+        "status": 200, "intent": "cramp_now", "latency_ms": 12.346}
+    for secret in (PHONE, PHONE[1:], "secretword", "parkrun"):
+        assert secret not in line
+
+
+def test_the_server_line_of_a_request_the_app_never_saw() -> None:
+    environ = {"REQUEST_METHOD": "GET", "PATH_INFO": f"/calls/{PHONE}",
+               "QUERY_STRING": f"From={PHONE}&Body=secretword"}
+    record = json.loads(server_request_line(environ, 400, 0.001, "abc-123"))
+    assert record["request_id"] == "abc-123" and record["intent"] is None
+    assert record["path"] == "/calls/[number]" and record["status"] == 400
+    assert PHONE[2:] not in json.dumps(record) and "secretword" not in json.dumps(record)
+
+
+def test_unknown_request_log_writer_stops_start_up(responder: Responder) -> None:
+    with pytest.raises(ConfigError, match="CALFLINE_REQUEST_LOG"):
+        create_app({"RESPONDER": responder, "REQUEST_LOG": "nginx"})
