@@ -95,6 +95,8 @@ def utcnow() -> datetime:
 def short_text(value: str | None, limit: int) -> str:
     """Cap a field and drop control characters (PostgreSQL text cannot hold NUL)."""
     value = (value or "")[: limit * 2].encode("utf-8", "replace").decode("utf-8")
+    if value.isprintable():  # nearly always: one C loop instead of one per character
+        return value[:limit]
     return "".join(ch for ch in value if ch.isprintable())[:limit]
 
 
@@ -120,14 +122,22 @@ class SenderHasher:
     def __init__(self, secret: str) -> None:
         self._secret = secret.encode("utf-8")
         self._keyed = hmac.new(self._secret, digestmod=hashlib.sha256)  # copied per number
+        # The last number hashed and its key: a webhook asks twice (the sender limit,
+        # then the store), and one tuple is replaced whole, so threads never see half.
+        self._last: tuple[str | None, SenderKey] | None = None
 
     def key(self, number: str | None) -> SenderKey:
         """Hash one number (whitespace ignored) and keep its last 4 digits."""
-        number = "".join((number or "").split())[:256]
+        last = self._last
+        if last is not None and last[0] == number:
+            return last[1]
+        given, number = number, "".join((number or "").split())[:256]
         digest = self._keyed.copy()
         digest.update(number.encode("utf-8", "replace"))
         digits = "".join(ch for ch in number if ch.isascii() and ch.isdigit())
-        return SenderKey(digest.hexdigest(), digits[-4:])
+        key = SenderKey(digest.hexdigest(), digits[-4:])
+        self._last = (given, key)
+        return key
 
     @property
     def key_id(self) -> str:

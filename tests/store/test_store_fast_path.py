@@ -30,7 +30,13 @@ from sqlalchemy.pool import NullPool
 from responder.dialogue.conversation import SILENT_TEMPLATE, ConversationState, Turn
 from responder.dialogue.replies import Reply
 from responder.nlu.matcher import Match
-from responder.store.conversation_store import ConversationStore, Inbound, idempotency_key
+from responder.store.conversation_store import (
+    ConversationStore,
+    Inbound,
+    SenderHasher,
+    idempotency_key,
+    short_text,
+)
 from responder.store.database import WriterQueue, reading
 from responder.store.driver_statement import DriverStatement
 from responder.store.statements import STATE_COLUMNS
@@ -413,3 +419,19 @@ def test_postgresql_updates_a_conversation_in_place() -> None:
         reader.dispose()
         # Six messages and a STOP after the first, which inserted the row.
         assert counts == (7, 7)
+
+
+def test_the_hasher_keeps_only_the_last_number_it_hashed() -> None:
+    hasher = SenderHasher("fast-path-secret")
+    first, other = hasher.key("+1 555 000 1234"), hasher.key("+15550009876")
+    assert hasher.key("+1 555 000 1234") == first != other  # asked again after another
+    assert hasher.key("+15550001234") == first  # whitespace never counted
+    assert SenderHasher("another-secret").key("+15550001234") != first
+    assert first.last4 == "1234" and other.last4 == "9876"
+
+
+def test_short_text_drops_control_characters_and_caps_either_way() -> None:
+    assert short_text("+15550006000", 64) == "+15550006000"
+    assert short_text("SM12\x00\x1f34", 64) == "SM1234"
+    assert short_text("x" * 100, 8) == "x" * 8 and short_text("\x00" + "y" * 20, 8) == "y" * 8
+    assert short_text(None, 8) == "" and short_text("a\ud800b", 8) == "a?b"
