@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Flask, session
+from flask import Flask, request, session
 
 from responder.frontdesk.session_cookie import CachedSignerSessionInterface
 
@@ -44,3 +44,14 @@ def test_the_signer_is_built_once_per_key() -> None:
     assert first is not None and interface.get_signing_serializer(app) is first
     app.config["SECRET_KEY"] = "second-key-" + "y" * 21
     assert interface.get_signing_serializer(app) is not first
+
+
+def test_no_cookie_header_gets_a_new_session_and_without_a_key_none() -> None:
+    app = session_app()
+    fresh = app.test_client()
+    assert fresh.get("/who").text == "nobody"
+    fresh.post("/in")  # the new session it got is the one that gets signed and sent
+    assert fresh.get("/who").text == "ana"
+    app.config["SECRET_KEY"] = None
+    with app.test_request_context("/who"):
+        assert app.session_interface.open_session(app, request) is None  # as Flask's own
