@@ -57,6 +57,7 @@ from responder.store.clinic_conversations import possible_row_id
 from responder.store.database import (
     autocommit,
     database_url,
+    driver_transaction,
     migrate,
     open_engine,
     reading,
@@ -106,6 +107,10 @@ def idempotency_key(channel: str, *parts: str | None) -> str | None:
         return None
     joined = "\x1f".join([channel, *(p or "" for p in parts)])
     return hashlib.sha256(joined.encode("utf-8", "replace")).hexdigest()
+
+
+class _AlreadyRecorded(Exception):
+    """A webhook's dedupe key is taken: undo this copy's transaction, answer the first's."""
 
 
 @dataclass(frozen=True)
@@ -354,9 +359,11 @@ class ConversationStore:
         sender = {"sender_hash": key.hash, "sender_last4": key.last4, "our_number": number,
                   "now": now}
         # A conversation staff hold keeps the patient's number too: the full path.
-        if sql.record_in_one is not None and turn.opt_change is None \
-                and turn.state.held_since is None:
-            return self._record_in_one(connection, inbound, turn, {**sender, **context})
+        if turn.opt_change is None and turn.state.held_since is None:
+            if sql.record_in_one is not None:
+                return self._record_in_one(connection, inbound, turn, {**sender, **context})
+            if "touch_with_state" in sql.driver:
+                return self._record_on_driver(connection, inbound, turn, {**sender, **context})
         # No fsync for an ordinary message; a changed opt-out survives even a power cut.
         # The PRAGMAs are the connection's own business: set outside the writers' queue,
         # which every other writer waits on.
@@ -405,6 +412,48 @@ class ConversationStore:
                     "conversation_id": conversation_id,
                     "held_number": short_text(inbound.sender, 64)})
         return StoredReply(text_, template, conversation_id, turn.match.intent)
+
+    def _record_on_driver(self, connection: Connection, inbound: Inbound, turn: Turn,
+                          conversation: dict[str, Any]) -> StoredReply:
+        """SQLite, a message that leaves the opt-out alone: _record's three statements in
+        one write transaction on the driver (database.driver_transaction), without the
+        fsync; a re-sent copy gets the first reply, read once the transaction is undone."""
+        match, reply, channel = turn.match, turn.reply, short_text(inbound.channel, 8)
+        now = conversation["now"]
+        inbound_row = {
+            "direction": "in", "channel": channel, "created_at": now,
+            "body": clean_text(inbound.body)[:MAX_MESSAGE_CHARS], "intent": match.intent,
+            "confidence": match.confidence, "template_id": None,
+            "twilio_sid": short_text(inbound.twilio_sid, 64) or None,
+            "dedupe_key": inbound.dedupe_key, "reply_to_id": None, "care": match.care,
+            "check_answer": check_answer(match), "language": match.language}
+        text_, template = reply.text, reply.template_id
+        try:
+            with relaxed_commit(connection), self._writers, driver_transaction(connection):
+                # The conversation row stays locked until commit; opted_out is as of now.
+                conversation_id, opted_out = self._rows(
+                    connection, "touch_with_state", self.sql.touch_conversation_with_state,
+                    conversation)[0]
+                inserted = self._rows(connection, "inbound", self.sql.insert_inbound,
+                                      {**inbound_row, "conversation_id": conversation_id})
+                if not inserted:  # the dedupe key is taken: a re-sent webhook
+                    raise _AlreadyRecorded
+                if opted_out and inbound.channel == "sms":
+                    # Opted out meanwhile (a STOP on another worker): send nothing.
+                    text_, template = "", SILENT_TEMPLATE
+                self._rows(connection, "reply", self.sql.insert_reply, {
+                    "conversation_id": conversation_id, "direction": "out",
+                    "channel": channel, "created_at": now, "body": text_,
+                    "intent": match.intent, "confidence": None, "template_id": template,
+                    "twilio_sid": None, "dedupe_key": None, "reply_to_id": inserted[0][0],
+                    "language": reply.language})
+        except _AlreadyRecorded:  # rolled back, and with it the context saved above
+            with reading(connection):
+                stored = self._reply_for(connection, inbound.dedupe_key or "")
+            if stored is None:  # never written: both rows go in one transaction
+                raise RuntimeError("a recorded message has no reply row") from None
+            return stored
+        return StoredReply(text_, template, conversation_id, match.intent)
 
     def _rows(self, connection: Connection, name: str, statement: Executable,
               params: dict[str, Any]) -> list[Any]:

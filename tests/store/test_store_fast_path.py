@@ -122,9 +122,33 @@ def _levels_at_commit(store: ConversationStore, query: str) -> list[Any]:
     return levels
 
 
+def _sqlite_levels_at_commit(store: ConversationStore,
+                             pragmas: list[str] | None = None) -> list[int]:
+    """SQLite's synchronous level (1 NORMAL, 2 FULL) at each COMMIT the store's new
+    connections run, through SQLAlchemy or on the driver, from what SQLite executes;
+    the PRAGMAs that set it go to `pragmas`."""
+    levels: list[int] = []
+
+    @event.listens_for(store.engine, "connect")
+    def _trace(dbapi_connection: Any, _record: Any) -> None:
+        level = [2]  # the engine's own connect listener, before this one, set FULL
+
+        def _statement(sql: str) -> None:
+            if sql.startswith("PRAGMA synchronous="):
+                level[0] = {"NORMAL": 1, "FULL": 2}[sql.split("=", 1)[1]]
+                if pragmas is not None:
+                    pragmas.append(sql)
+            elif sql == "COMMIT":
+                levels.append(level[0])
+
+        dbapi_connection.set_trace_callback(_statement)
+
+    return levels
+
+
 def test_sqlite_skips_the_fsync_only_for_ordinary_messages(tmp_path: Any) -> None:
     store = ConversationStore.open(sqlite_url(tmp_path), SECRET)
-    levels = _levels_at_commit(store, "PRAGMA synchronous")
+    levels = _sqlite_levels_at_commit(store)
     store.record(Inbound("sms", PHONE, LINE, "calf cramp"), _turn())
     store.record(Inbound("sms", PHONE, LINE, "STOP"), _stop())
     store.record(Inbound("sms", PHONE, LINE, "calf cramp"), _turn())
@@ -138,14 +162,8 @@ def test_a_connection_left_at_normal_commits_anything_else_with_fsync(tmp_path: 
     # The webhook's connection stays at NORMAL between ordinary messages (no PRAGMA
     # per message), and any other write on it is back at FULL before it begins.
     store = ConversationStore.open(sqlite_url(tmp_path), SECRET)
-    levels = _levels_at_commit(store, "PRAGMA synchronous")
     pragmas: list[str] = []
-
-    @event.listens_for(store.engine, "connect")
-    def _trace(dbapi_connection: Any, _record: Any) -> None:
-        dbapi_connection.set_trace_callback(
-            lambda sql: pragmas.append(sql) if sql.startswith("PRAGMA synchronous=") else None)
-
+    levels = _sqlite_levels_at_commit(store, pragmas)
     for body in ("calf cramp", "tight calves", "sore calf"):
         store.record(Inbound("sms", PHONE, LINE, body), _turn())
     assert pragmas == ["PRAGMA synchronous=NORMAL"]  # once, not twice per message
@@ -435,3 +453,28 @@ def test_short_text_drops_control_characters_and_caps_either_way() -> None:
     assert short_text("SM12\x00\x1f34", 64) == "SM1234"
     assert short_text("x" * 100, 8) == "x" * 8 and short_text("\x00" + "y" * 20, 8) == "y" * 8
     assert short_text(None, 8) == "" and short_text("a\ud800b", 8) == "a?b"
+
+
+def test_a_failed_ordinary_record_on_sqlite_leaves_nothing_and_the_connection_works(
+    tmp_path: Any,
+) -> None:
+    store = ConversationStore.open(sqlite_url(tmp_path), SECRET)
+    with store.engine.begin() as connection:  # the reply row's INSERT fails mid-transaction
+        connection.exec_driver_sql(
+            "CREATE TRIGGER no_replies BEFORE INSERT ON messages WHEN NEW.direction = 'out' "
+            "BEGIN SELECT RAISE(ABORT, 'no replies today'); END")
+    with pytest.raises(sa_exc.DBAPIError, match="no replies today"):
+        store.record(Inbound("sms", PHONE, LINE, "calf cramp", "SM1", "key-1"), _turn())
+    with store.engine.connect() as connection:
+        assert connection.exec_driver_sql("SELECT count(*) FROM messages").scalar() == 0
+        assert connection.exec_driver_sql(  # the context it saved first is undone too
+            "SELECT count(*) FROM conversations WHERE last_intent IS NOT NULL").scalar() == 0
+    with store.engine.begin() as connection:
+        connection.exec_driver_sql("DROP TRIGGER no_replies")
+    # The same kept connection, out of its transaction, records the retry once.
+    stored = store.record(Inbound("sms", PHONE, LINE, "calf cramp", "SM1", "key-1"), _turn())
+    again = store.record(Inbound("sms", PHONE, LINE, "calf cramp", "SM1", "key-1"), _turn())
+    assert (stored.duplicate, again.duplicate, again.text) == (False, True, "Stretch it")
+    with store.engine.connect() as connection:
+        assert connection.exec_driver_sql("SELECT count(*) FROM messages").scalar() == 2
+    store.close()
