@@ -55,6 +55,7 @@ from responder.dialogue.respond import MAX_MESSAGE_CHARS, clean_text
 from responder.errors import ConfigError
 from responder.store.clinic_conversations import possible_row_id
 from responder.store.database import (
+    PING_AFTER_IDLE_SECONDS,
     autocommit,
     database_url,
     driver_transaction,
@@ -203,6 +204,13 @@ def _record(row: Message) -> MessageRecord:
                          row.body, row.intent, row.confidence, row.template_id, row.twilio_sid)
 
 
+def _spare_for(engine: Engine) -> SpareConnection | None:
+    """A SQLite file's spare, or PostgreSQL's with its idle ping; none in memory."""
+    if engine.dialect.name != "sqlite":
+        return SpareConnection(engine, ping_after=PING_AFTER_IDLE_SECONDS)
+    return SpareConnection(engine) if sqlite_file(engine) is not None else None
+
+
 class ConversationStore:
     """Conversations and messages in one SQL database; safe across workers and threads."""
 
@@ -213,8 +221,9 @@ class ConversationStore:
         self.sql = StoreStatements(engine)
         self._writers = writer_queue(engine)  # SQLite: one webhook writer at a time
         self.guard = StoreGuard(engine, timeout)
-        # A SQLite file keeps the last webhook's connection for the next (spare_connection.py).
-        self._spare = SpareConnection(engine) if sqlite_file(engine) is not None else None
+        # The last webhook's connection is kept for the next (spare_connection.py); a
+        # PostgreSQL one is pinged first when idle as long as the pool's would be.
+        self._spare = _spare_for(engine)
         # Which database this is (a random id kept in it), so a spooled turn is never
         # replayed into another one; "" until open() has read it.
         self.database_id = ""

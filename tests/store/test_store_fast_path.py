@@ -37,7 +37,7 @@ from responder.store.conversation_store import (
     idempotency_key,
     short_text,
 )
-from responder.store.database import WriterQueue, reading
+from responder.store.database import PING_AFTER_IDLE_SECONDS, WriterQueue, reading
 from responder.store.driver_statement import DriverStatement
 from responder.store.statements import STATE_COLUMNS
 from tests.conftest import ROOT
@@ -217,15 +217,14 @@ def _round_trips(store: ConversationStore, work: Any) -> int:
     """Run work() and count the requests psycopg sent (libpq's protocol trace: each
     Sync or simple Query waits for the server)."""
     trace = tempfile.TemporaryFile()
-
-    def _trace(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
-        dbapi_connection.pgconn.trace(trace.fileno())
-
-    event.listen(store.engine, "checkout", _trace)
+    # The connection the webhook's work takes next: the store keeps it (spare_connection.py).
+    with store._webhook_connection() as connection:
+        pgconn = connection.connection.dbapi_connection.pgconn
+    pgconn.trace(trace.fileno())
     try:
         work()
     finally:
-        event.remove(store.engine, "checkout", _trace)
+        pgconn.untrace()
     trace.seek(0)
     lines = trace.read().decode("utf-8", "replace").splitlines()
     trace.close()
@@ -478,3 +477,20 @@ def test_a_failed_ordinary_record_on_sqlite_leaves_nothing_and_the_connection_wo
     with store.engine.connect() as connection:
         assert connection.exec_driver_sql("SELECT count(*) FROM messages").scalar() == 2
     store.close()
+
+
+def test_postgresql_pings_a_spare_left_idle_and_replaces_a_dead_one() -> None:
+    with postgres_schema() as url:
+        store = ConversationStore.open(url, SECRET)
+        store.record(Inbound("sms", PHONE, LINE, "calf cramp", "SM1", "key-1"), _turn())
+        with store._webhook_connection() as connection:  # the one kept for the next webhook
+            kept = connection.connection.dbapi_connection.info.backend_pid
+        with store.engine.connect() as other, reading(other):  # the server drops it
+            assert other.exec_driver_sql(f"SELECT pg_terminate_backend({kept})").scalar()
+        time.sleep(PING_AFTER_IDLE_SECONDS + 0.1)  # idle as long as the pool would ping
+        store.record(Inbound("sms", PHONE, LINE, "sore calf", "SM2", "key-2"), _turn())
+        with store._webhook_connection() as connection:
+            assert connection.connection.dbapi_connection.info.backend_pid != kept
+        with store.engine.connect() as other, reading(other):
+            assert other.exec_driver_sql("SELECT count(*) FROM messages").scalar() == 4
+        store.close()
