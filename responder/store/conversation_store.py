@@ -53,6 +53,7 @@ from sqlalchemy.orm import Session
 from responder.dialogue.conversation import SILENT_TEMPLATE, ConversationState, Turn
 from responder.dialogue.respond import MAX_MESSAGE_CHARS, clean_text
 from responder.errors import ConfigError
+from responder.nlu.matcher import Match
 from responder.store.clinic_conversations import possible_row_id
 from responder.store.database import (
     PING_AFTER_IDLE_SECONDS,
@@ -108,6 +109,26 @@ def idempotency_key(channel: str, *parts: str | None) -> str | None:
         return None
     joined = "\x1f".join([channel, *(p or "" for p in parts)])
     return hashlib.sha256(joined.encode("utf-8", "replace")).hexdigest()
+
+
+def _inbound_row(inbound: Inbound, match: Match, now: datetime) -> dict[str, Any]:
+    """The messages row of an inbound message, but its conversation_id."""
+    return {"direction": "in", "channel": short_text(inbound.channel, 8), "created_at": now,
+            "body": clean_text(inbound.body)[:MAX_MESSAGE_CHARS], "intent": match.intent,
+            "confidence": match.confidence, "template_id": None,
+            "twilio_sid": short_text(inbound.twilio_sid, 64) or None,
+            "dedupe_key": inbound.dedupe_key, "reply_to_id": None, "care": match.care,
+            "check_answer": check_answer(match), "language": match.language}
+
+
+def _reply_row(inbound_row: dict[str, Any], turn: Turn, text: str, template: str,
+               conversation_id: int, inbound_id: int) -> dict[str, Any]:
+    """The messages row of the reply to `inbound_row`: the text that goes out."""
+    return {"conversation_id": conversation_id, "direction": "out",
+            "channel": inbound_row["channel"], "created_at": inbound_row["created_at"],
+            "body": text, "intent": turn.match.intent, "confidence": None,
+            "template_id": template, "twilio_sid": None, "dedupe_key": None,
+            "reply_to_id": inbound_id, "language": turn.reply.language}
 
 
 class _AlreadyRecorded(Exception):
@@ -360,7 +381,7 @@ class ConversationStore:
 
     def _record(self, connection: Connection, key: SenderKey, number: str, inbound: Inbound,
                 turn: Turn, now: datetime) -> StoredReply:
-        sql, channel, state = self.sql, short_text(inbound.channel, 8), turn.state
+        sql, state = self.sql, turn.state
         first, second = (CHECK_MARK, state.check) if state.check else state.clarify or (None, None)
         context = {"last_intent": state.last_intent, "clarify_first": first,
                    "clarify_second": second, "context_at": state.context_at,
@@ -373,6 +394,7 @@ class ConversationStore:
                 return self._record_in_one(connection, inbound, turn, {**sender, **context})
             if "touch_with_state" in sql.driver:
                 return self._record_on_driver(connection, inbound, turn, {**sender, **context})
+        inbound_row = _inbound_row(inbound, turn.match, now)  # built before the queue
         # No fsync for an ordinary message; a changed opt-out survives even a power cut.
         # The PRAGMAs are the connection's own business: set outside the writers' queue,
         # which every other writer waits on.
@@ -386,14 +408,8 @@ class ConversationStore:
             else:
                 conversation_id, opted_out = connection.execute(
                     sql.touch_conversation, sender).one()
-            inserted = self._rows(connection, "inbound", sql.insert_inbound, {
-                "conversation_id": conversation_id, "direction": "in", "channel": channel,
-                "created_at": now, "body": clean_text(inbound.body)[:MAX_MESSAGE_CHARS],
-                "intent": turn.match.intent, "confidence": turn.match.confidence,
-                "template_id": None, "twilio_sid": short_text(inbound.twilio_sid, 64) or None,
-                "dedupe_key": inbound.dedupe_key, "reply_to_id": None,
-                "care": turn.match.care, "check_answer": check_answer(turn.match),
-                "language": turn.match.language})
+            inserted = self._rows(connection, "inbound", sql.insert_inbound,
+                                  {**inbound_row, "conversation_id": conversation_id})
             inbound_id = inserted[0][0] if inserted else None
             if inbound_id is None:  # the dedupe key is taken: a re-sent webhook
                 stored = self._reply_for(connection, inbound.dedupe_key or "")
@@ -411,11 +427,8 @@ class ConversationStore:
                     **context, "conversation_id": conversation_id,
                     "opted_out": turn.opt_change,
                     "opted_out_at": now if turn.opt_change else None})
-            self._rows(connection, "reply", sql.insert_reply, {
-                "conversation_id": conversation_id, "direction": "out", "channel": channel,
-                "created_at": now, "body": text_, "intent": turn.match.intent,
-                "confidence": None, "template_id": template, "twilio_sid": None,
-                "dedupe_key": None, "reply_to_id": inbound_id, "language": turn.reply.language})
+            self._rows(connection, "reply", sql.insert_reply, _reply_row(
+                inbound_row, turn, text_, template, conversation_id, inbound_id))
             if state.held_since is not None and inbound.channel == "sms":
                 connection.execute(sql.keep_held_number, {
                     "conversation_id": conversation_id,
@@ -427,16 +440,8 @@ class ConversationStore:
         """SQLite, a message that leaves the opt-out alone: _record's three statements in
         one write transaction on the driver (database.driver_transaction), without the
         fsync; a re-sent copy gets the first reply, read once the transaction is undone."""
-        match, reply, channel = turn.match, turn.reply, short_text(inbound.channel, 8)
-        now = conversation["now"]
-        inbound_row = {
-            "direction": "in", "channel": channel, "created_at": now,
-            "body": clean_text(inbound.body)[:MAX_MESSAGE_CHARS], "intent": match.intent,
-            "confidence": match.confidence, "template_id": None,
-            "twilio_sid": short_text(inbound.twilio_sid, 64) or None,
-            "dedupe_key": inbound.dedupe_key, "reply_to_id": None, "care": match.care,
-            "check_answer": check_answer(match), "language": match.language}
-        text_, template = reply.text, reply.template_id
+        inbound_row = _inbound_row(inbound, turn.match, conversation["now"])
+        text_, template = turn.reply.text, turn.reply.template_id
         try:
             with relaxed_commit(connection), self._writers, driver_transaction(connection):
                 # The conversation row stays locked until commit; opted_out is as of now.
@@ -450,19 +455,15 @@ class ConversationStore:
                 if opted_out and inbound.channel == "sms":
                     # Opted out meanwhile (a STOP on another worker): send nothing.
                     text_, template = "", SILENT_TEMPLATE
-                self._rows(connection, "reply", self.sql.insert_reply, {
-                    "conversation_id": conversation_id, "direction": "out",
-                    "channel": channel, "created_at": now, "body": text_,
-                    "intent": match.intent, "confidence": None, "template_id": template,
-                    "twilio_sid": None, "dedupe_key": None, "reply_to_id": inserted[0][0],
-                    "language": reply.language})
+                self._rows(connection, "reply", self.sql.insert_reply, _reply_row(
+                    inbound_row, turn, text_, template, conversation_id, inserted[0][0]))
         except _AlreadyRecorded:  # rolled back, and with it the context saved above
             with reading(connection):
                 stored = self._reply_for(connection, inbound.dedupe_key or "")
             if stored is None:  # never written: both rows go in one transaction
                 raise RuntimeError("a recorded message has no reply row") from None
             return stored
-        return StoredReply(text_, template, conversation_id, match.intent)
+        return StoredReply(text_, template, conversation_id, turn.match.intent)
 
     def _rows(self, connection: Connection, name: str, statement: Executable,
               params: dict[str, Any]) -> list[Any]:

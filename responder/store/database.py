@@ -192,7 +192,10 @@ def driver_transaction(connection: Connection) -> Iterator[None]:
     raw = connection.connection.driver_connection
     assert raw is not None
     raise_if_abandoned()
-    _limit_busy_wait(connection, connection.connection.info[BUSY_DEFAULT_MS])
+    info = connection.connection.info
+    if not info.get(RELAXED):
+        _synchronous(connection, "FULL")  # outside relaxed_commit(), as _on_begin does
+    _limit_busy_wait(connection, info[BUSY_DEFAULT_MS])
     _begin_immediate(connection)
     try:
         yield
