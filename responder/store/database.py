@@ -136,7 +136,7 @@ def _sqlite_engine(url: URL, timeout: float | None) -> Engine:
     def _on_connect(dbapi_connection: Any, record: Any) -> None:
         # Let SQLAlchemy emit BEGIN itself (pysqlite's own handling breaks SAVEPOINT).
         dbapi_connection.isolation_level = None
-        record.info[BUSY_DEFAULT_MS] = int(busy * 1000)  # for driver_transaction()
+        record.info[BUSY_DEFAULT_MS] = int(busy * 1000)  # for _begin_write()
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute(f"PRAGMA busy_timeout={int(busy * 1000)}")
@@ -154,14 +154,21 @@ def _sqlite_engine(url: URL, timeout: float | None) -> Engine:
         # no BEGIN, no write lock, no wait for another process's writer.
         if connection.get_execution_options().get(READ_ONLY):
             return
-        if not connection.connection.info.get(RELAXED):
-            _synchronous(connection, "FULL")  # a relaxed commit before may have left NORMAL
-        _limit_busy_wait(connection, int(busy * 1000))
-        _begin_immediate(connection)
+        _begin_write(connection)
 
     if not in_memory:
         _use_wal(engine)
     return engine
+
+
+def _begin_write(connection: Connection) -> None:
+    """Begin a SQLite write transaction: FULL sync unless relaxed_commit() marked it (a
+    relaxed commit before may have left NORMAL), the busy wait, BEGIN IMMEDIATE."""
+    info = connection.connection.info
+    if not info.get(RELAXED):
+        _synchronous(connection, "FULL")
+    _limit_busy_wait(connection, info[BUSY_DEFAULT_MS])
+    _begin_immediate(connection)
 
 
 def _begin_immediate(connection: Connection) -> None:
@@ -182,7 +189,7 @@ def _begin_immediate(connection: Connection) -> None:
 def driver_transaction(connection: Connection) -> Iterator[None]:
     """A SQLite write transaction on the driver's own connection, for statements run on
     its cursor (driver_statement.py): what the begin and commit events do (the guard's
-    checks, the busy wait, BEGIN IMMEDIATE), then COMMIT, or ROLLBACK on any error.
+    checks, _begin_write()), then COMMIT, or ROLLBACK on any error.
 
     SQLAlchemy's Transaction, its events and its commit path cost 3.3% of a signed
     webhook's instructions around the same BEGIN and COMMIT. SQLAlchemy does not know
@@ -191,12 +198,8 @@ def driver_transaction(connection: Connection) -> Iterator[None]:
     """
     raw = connection.connection.driver_connection
     assert raw is not None
-    raise_if_abandoned()
-    info = connection.connection.info
-    if not info.get(RELAXED):
-        _synchronous(connection, "FULL")  # outside relaxed_commit(), as _on_begin does
-    _limit_busy_wait(connection, info[BUSY_DEFAULT_MS])
-    _begin_immediate(connection)
+    raise_if_abandoned()  # as the guard's begin event would
+    _begin_write(connection)  # as _on_begin does
     try:
         yield
         raise_if_abandoned()  # as the commit event would

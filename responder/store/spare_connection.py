@@ -85,16 +85,15 @@ class SpareConnection:
         try:
             with watched(raw):
                 dialect.do_ping(raw)
-        except dialect.loaded_dbapi.Error as error:
-            if not dialect.is_disconnect(error, raw, None):
-                _give_back(connection)
+        except BaseException as error:
+            gone = isinstance(error, dialect.loaded_dbapi.Error) \
+                and dialect.is_disconnect(error, raw, None)
+            if gone:
+                connection.invalidate(error)
+            _give_back(connection)
+            if not gone:
                 raise
-            connection.invalidate(error)
-            _give_back(connection)
             return self._engine.connect()
-        except BaseException:
-            _give_back(connection)
-            raise
         return connection
 
     def _keep(self, connection: Connection) -> None:
