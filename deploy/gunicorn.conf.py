@@ -81,10 +81,8 @@ class JsonAccessLogger(Logger):
             return
         try:
             status = int(str(resp.status).split(None, 1)[0])
-            request_id = next((value for name, value in resp.headers
-                               if name.lower() == "x-request-id"), None)
             self.access_log.info(server_request_line(
-                environ, status, request_time.total_seconds(), request_id))
+                environ, status, request_time.total_seconds(), resp.headers))
         except Exception:  # a log line must never cost the answer
             self.exception("access log line failed")
 

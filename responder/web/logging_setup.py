@@ -19,9 +19,10 @@ import re
 import sys
 import time
 import uuid
+from collections.abc import Iterable
 from typing import Any
 
-from flask import Flask, Response, current_app, g, request
+from flask import Flask, Response, g, request
 
 from responder.errors import ConfigError
 
@@ -57,18 +58,25 @@ def json_line(created: float, level: str, logger: str, event: str,
     return json.dumps(line, default=str, ensure_ascii=False)
 
 
+def request_fields(ours: dict[str, Any], method: str | None, path: str, status: int,
+                   seconds: float | None) -> dict[str, Any]:
+    """A request line's fields, in their order: the app's own (`ours`: request id,
+    intent, the spool gauge) around the method, the masked path, status and latency."""
+    return {"request_id": None, "method": method,
+            # Never the query string: a GET webhook puts the number and text there.
+            "path": redact_path(path), "status": status, "intent": None,
+            "latency_ms": None if seconds is None else round(seconds * 1000.0, 3), **ours}
+
+
 def server_request_line(environ: dict[str, Any], status: int, seconds: float,
-                        request_id: str | None = None) -> str:
-    """The request line a WSGI server writes after answering: the app's fields from
-    the environ (SERVER_FIELDS) with the method, the masked path, the status and the
-    whole request's time; `request_id` (the response's header) when the app left none."""
-    app_fields = environ.get(SERVER_FIELDS) or {}
-    fields = {"request_id": app_fields.get("request_id", request_id),
-              "method": environ.get("REQUEST_METHOD"),
-              # Never the query string: a GET webhook puts the number and text there.
-              "path": redact_path(str(environ.get("PATH_INFO") or "")),
-              "status": status, "intent": None, "latency_ms": round(seconds * 1000.0, 3),
-              **app_fields}
+                        headers: Iterable[tuple[str, str]] = ()) -> str:
+    """The request line a WSGI server writes after answering: the app's fields from the
+    environ (SERVER_FIELDS), else the response's X-Request-Id from `headers`, with the
+    method, the masked path, the status and the whole request's time."""
+    ours = environ.get(SERVER_FIELDS) or {"request_id": next(
+        (value for name, value in headers if name.lower() == REQUEST_ID_HEADER.lower()), None)}
+    fields = request_fields(ours, environ.get("REQUEST_METHOD"),
+                            str(environ.get("PATH_INFO") or ""), status, seconds)
     return json_line(time.time(), "info", REQUEST_LOGGER, "request", fields)
 
 
@@ -104,28 +112,27 @@ def _start() -> None:
     g.calfline_request_id = request_id()
 
 
-def _log(response: Response) -> Response:
+def _own_fields(response: Response) -> dict[str, Any]:
+    """Send the request id back, and return what only the app knows of the request."""
     rid = g.get("calfline_request_id") or uuid.uuid4().hex
     response.headers[REQUEST_ID_HEADER] = rid
     ours: dict[str, Any] = {"request_id": rid, "intent": g.get("calfline_intent")}
     if g.get("calfline_spool_pending") is not None:
         # Set when this turn went to the spool: how many turns wait there (a gauge).
         ours["spool_pending"] = g.calfline_spool_pending
-    if current_app.config.get("REQUEST_LOG") == "server":
-        request.environ[SERVER_FIELDS] = ours  # the server's access log writes the line
-        return response
+    return ours
+
+
+def _log(response: Response) -> Response:
     started = g.get("calfline_started")
-    latency_ms = (time.perf_counter() - started) * 1000.0 if started is not None else None
-    logging.getLogger(REQUEST_LOGGER).info("request", extra={
-        "request_id": rid,
-        "method": request.method,
-        # Never request.full_path: the query string of a GET webhook holds the number.
-        "path": redact_path(request.path),
-        "status": response.status_code,
-        "intent": ours["intent"],
-        "latency_ms": None if latency_ms is None else round(latency_ms, 3),
-        **({"spool_pending": ours["spool_pending"]} if "spool_pending" in ours else {}),
-    })
+    seconds = time.perf_counter() - started if started is not None else None
+    logging.getLogger(REQUEST_LOGGER).info("request", extra=request_fields(
+        _own_fields(response), request.method, request.path, response.status_code, seconds))
+    return response
+
+
+def _leave_for_server(response: Response) -> Response:
+    request.environ[SERVER_FIELDS] = _own_fields(response)  # its access log writes the line
     return response
 
 
@@ -136,4 +143,4 @@ def install_request_logging(app: Flask) -> None:
         raise ConfigError(f"CALFLINE_REQUEST_LOG={app.config['REQUEST_LOG']!r}: "
                           "use app or server")
     app.before_request(_start)
-    app.after_request(_log)
+    app.after_request(_leave_for_server if app.config.get("REQUEST_LOG") == "server" else _log)

@@ -120,7 +120,7 @@ def test_a_server_that_writes_the_line_gets_the_apps_fields(
     (environ,) = seen
     assert environ[SERVER_FIELDS] == {"request_id": response.headers["X-Request-Id"],
                                       "intent": "cramp_now"}
-    line = server_request_line(environ, 200, 0.0123456, "ignored-header-id")
+    line = server_request_line(environ, 200, 0.0123456, [("X-Request-Id", "ignored-header-id")])
     assert json.loads(line) | {"ts": "t"} == {
         "ts": "t", "level": "info", "logger": REQUEST_LOGGER, "event": "request",
         "request_id": response.headers["X-Request-Id"], "method": "POST", "path": "/sms",
@@ -132,7 +132,7 @@ def test_a_server_that_writes_the_line_gets_the_apps_fields(
 def test_the_server_line_of_a_request_the_app_never_saw() -> None:
     environ = {"REQUEST_METHOD": "GET", "PATH_INFO": f"/calls/{PHONE}",
                "QUERY_STRING": f"From={PHONE}&Body=secretword"}
-    record = json.loads(server_request_line(environ, 400, 0.001, "abc-123"))
+    record = json.loads(server_request_line(environ, 400, 0.001, [("x-request-id", "abc-123")]))
     assert record["request_id"] == "abc-123" and record["intent"] is None
     assert record["path"] == "/calls/[number]" and record["status"] == 400
     assert PHONE[2:] not in json.dumps(record) and "secretword" not in json.dumps(record)
