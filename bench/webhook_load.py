@@ -16,7 +16,10 @@ p50/p99 latency, errors and each worker's peak memory, then the ratios. It also
 prints the CPU time each request cost the workers, the load generator and, for a
 PostgreSQL server on this machine, the server: on two shared cores these add up
 to what bounds the requests per second, and they vary less between runs than
-the rates do when other machines share the host.
+the rates do when other machines share the host. Beside the client's latency it
+prints the time each request spent inside a worker, from the server's access
+log: with a fixed number of connections the rest is the wait in the queue,
+which the rate sets (16 in flight at 800 req/s wait 20 ms on average).
 
 The host's speed drifts by a fifth within minutes, and one run of each app
 compares two different minutes, so the apps run in --rounds rounds (3),
@@ -226,12 +229,33 @@ def load(app: str, args: argparse.Namespace, env: dict[str, str], logdir: Path) 
         except subprocess.TimeoutExpired:
             server.kill()
     latencies = result.pop("latencies_ms")
+    served_ms = served_latencies(logdir / f"{app.split(':')[0].replace('.', '_')}.out",
+                                 args.warmup)
+    result["served"] = {"p50": percentile(served_ms, 50), "p99": percentile(served_ms, 99),
+                        "mean": statistics.fmean(served_ms) if served_ms else float("nan")}
     result.update({
         "rps": result["ok"] / result["elapsed_s"] if result["elapsed_s"] else 0.0,
         "p50": percentile(latencies, 50), "p99": percentile(latencies, 99),
         "mean": statistics.fmean(latencies) if latencies else float("nan"),
     })
     return result
+
+
+def served_latencies(access_log: Path, warmup: int) -> list[float]:
+    """Each POST /sms's time inside a worker, from the server's JSON access lines
+    (deploy/gunicorn.conf.py), the warm-up's first: the client's latency less the
+    wait in the listen queue, which at a fixed number of connections is what the
+    rate sets (Little's law)."""
+    served = []
+    for line in access_log.read_text(errors="replace").splitlines():
+        try:
+            fields = json.loads(line)
+        except ValueError:  # gunicorn's own start-up lines
+            continue
+        if isinstance(fields, dict) and fields.get("path") == "/sms" \
+                and fields.get("latency_ms") is not None:
+            served.append(float(fields["latency_ms"]))
+    return served[warmup:]
 
 
 def fit_model_if_stale() -> None:
@@ -268,6 +292,10 @@ def print_round(number: int, results: dict[str, dict[str, Any]]) -> None:
         if r["errors"]:
             print(f"      errors: {r['errors']}")
         print(f"{'':>5} {'':<15} CPU per request, ms: {cpu_line(r['cpu'])}")
+        served = r["served"]
+        print(f"{'':>5} {'':<15} in a worker (access log), ms: p50 {served['p50']:.2f}, "
+              f"p99 {served['p99']:.2f}; the rest of the latency (queue, client): "
+              f"{r['mean'] - served['mean']:.2f} on average")
     print(f"{'':>5} CalfLine / trivial: {ratio(results):.3f}x")
 
 
