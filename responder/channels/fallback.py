@@ -37,6 +37,7 @@ from flask import Flask, current_app, g
 
 from responder.channels.answer_and_record import answer_and_record, answer_without_store
 from responder.channels.call_record import call_turn, escalation_inbound, record_turn
+from responder.channels.flask_context import this_app
 from responder.dialogue.call_flow import Step
 from responder.dialogue.respond import Responder
 from responder.errors import ConfigError, StoreUnavailable
@@ -178,7 +179,7 @@ def _keep(fallback: Fallback, turn: SpooledTurn) -> None:
 def answer_text(inbound: Inbound, variables: Mapping[str, str],
                 context_window: timedelta) -> StoredReply:
     """Answer a text and record it: in the database, or in the spool if it failed."""
-    app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
+    app = this_app()
     store: ConversationStore = app.extensions["calfline_store"]
     responder: Responder = app.extensions["calfline"]
     fallback: Fallback = app.extensions[EXTENSION]
@@ -213,7 +214,7 @@ def answer_text(inbound: Inbound, variables: Mapping[str, str],
 
 def record_call(inbound: Inbound, step: Step) -> StoredReply:
     """Record a call turn already answered: in the database, or in the spool if it failed."""
-    app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
+    app = this_app()
     store: ConversationStore = app.extensions["calfline_store"]
     inbound, now = with_dedupe_key(inbound), utcnow()
 

@@ -33,11 +33,12 @@ import time
 from collections import deque
 from typing import Any, Protocol
 
-from flask import Flask, Response, current_app, jsonify, request
+from flask import Flask, Request, Response, current_app, jsonify, request
 from limits import RateLimitItem, parse_many
 from limits.storage import storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 
+from responder.channels.flask_context import this_request
 from responder.errors import ConfigError
 
 log = logging.getLogger("calfline.ratelimit")
@@ -261,9 +262,8 @@ def install_rate_limits(app: Flask) -> None:
     app.after_request(_count_a_failed_login)
 
 
-def _too_many(items: list[RateLimitItem], scope: str, identity: str,
+def _too_many(limits: WebhookLimits, items: list[RateLimitItem], scope: str, identity: str,
               count: bool = True) -> Response | None:
-    limits: WebhookLimits = current_app.extensions[EXTENSION]
     for item in items:
         wait = (limits.counter.hit if count else limits.counter.peek)(item, scope, identity)
         if wait is not None:
@@ -282,8 +282,8 @@ def _refusal(why: str, wait: float) -> Response:
     return response
 
 
-def _client_address() -> str:
-    return request.remote_addr or "unknown"
+def _client_address(req: Request | None = None) -> str:
+    return (this_request() if req is None else req).remote_addr or "unknown"
 
 
 def count_failed_signature() -> Response | None:
@@ -291,7 +291,7 @@ def count_failed_signature() -> Response | None:
     limits: WebhookLimits = current_app.extensions[EXTENSION]
     if not limits.per_ip:
         return None
-    return _too_many(limits.per_ip, "ip", _client_address())
+    return _too_many(limits, limits.per_ip, "ip", _client_address())
 
 
 def is_resent_copy(key: str | None) -> bool:
@@ -307,19 +307,23 @@ def is_resent_copy(key: str | None) -> bool:
 def check_sender_limit(sender_hash: str) -> Response | None:
     """Return a 429 response when this sender (hashed `From`) sent too many messages."""
     limits: WebhookLimits = current_app.extensions[EXTENSION]
-    return _too_many(limits.per_sender, "sender", sender_hash)
+    return _too_many(limits, limits.per_sender, "sender", sender_hash)
 
 
 def _refuse_a_flooding_stranger() -> Response | None:
     limits: WebhookLimits = current_app.extensions[EXTENSION]
-    if not limits.per_ip or UNAUTHENTICATED.get(request.endpoint or "") != request.method:
+    if not limits.per_ip:
         return None
-    return _too_many(limits.per_ip, "ip", _client_address(), count=False)
+    req = this_request()
+    if UNAUTHENTICATED.get(req.endpoint or "") != req.method:
+        return None
+    return _too_many(limits, limits.per_ip, "ip", _client_address(req), count=False)
 
 
 def _count_a_failed_login(response: Response) -> Response:
+    if response.status_code != 401:
+        return response
     limits: WebhookLimits = current_app.extensions[EXTENSION]
-    if (response.status_code == 401 and limits.per_ip
-            and UNAUTHENTICATED.get(request.endpoint or "") == request.method):
-        _too_many(limits.per_ip, "ip", _client_address())
+    if limits.per_ip and UNAUTHENTICATED.get(request.endpoint or "") == request.method:
+        _too_many(limits, limits.per_ip, "ip", _client_address())
     return response

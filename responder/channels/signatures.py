@@ -20,12 +20,13 @@ from collections.abc import Callable
 from functools import lru_cache, wraps
 from typing import Any, TypeVar
 
-from flask import Flask, Response, current_app, request
+from flask import Flask, Request, Response, current_app, request
 from twilio.request_validator import RequestValidator
 from werkzeug.datastructures import MultiDict
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.sansio.utils import get_current_url
 
+from responder.channels.flask_context import this_app, this_request
 from responder.channels.ratelimit import (
     check_sender_limit,
     count_failed_signature,
@@ -70,16 +71,18 @@ def _is_loopback(address: str | None) -> bool:
         return False
 
 
-def signed_url() -> str:
+def signed_url(app: Flask | None = None, req: Request | None = None) -> str:
     """Return the URL Twilio signed: the public base URL, else what the request says."""
-    base = current_app.config["PUBLIC_BASE_URL"].rstrip("/")
+    app = this_app() if app is None else app
+    req = this_request() if req is None else req
+    base = app.config["PUBLIC_BASE_URL"].rstrip("/")
     if not base:
-        return _request_url()
-    query = request.query_string.decode("latin-1")
-    return f"{base}{request.path}" + (f"?{query}" if query else "")
+        return _request_url(req)
+    query = req.query_string.decode("latin-1")
+    return f"{base}{req.path}" + (f"?{query}" if query else "")
 
 
-def _request_url() -> str:
+def _request_url(req: Request) -> str:
     """request.url, worked out once per scheme, host, root and path (no query string).
 
     werkzeug rebuilds it on every access (quoting each part, then urlsplit and IRI
@@ -87,9 +90,9 @@ def _request_url() -> str:
     on every webhook. A URL with a query string (a GET webhook: its From and Body
     are there) is never kept; the cache stays small whatever Host headers arrive.
     """
-    if request.query_string:
-        return request.url
-    return _base_url(request.scheme, request.host, request.root_path, request.path)
+    if req.query_string:
+        return req.url
+    return _base_url(req.scheme, req.host, req.root_path, req.path)
 
 
 # What werkzeug's request.url is without a query string, kept per distinct URL.
@@ -132,34 +135,37 @@ def signature_matches(token: str, url: str, params: Any, signature: str) -> bool
 
 def refusal() -> str | None:
     """Return why this request is not from Twilio, or None when it is acceptable."""
-    token = current_app.config["TWILIO_AUTH_TOKEN"]
+    app, req = this_app(), this_request()
+    token = app.config["TWILIO_AUTH_TOKEN"]
     if not token:
-        environ = request.environ.get("werkzeug.proxy_fix.orig", request.environ)
+        environ = req.environ.get("werkzeug.proxy_fix.orig", req.environ)
         local = _is_loopback(environ.get("REMOTE_ADDR"))
-        if local and not any(h in request.headers for h in FORWARDING_HEADERS):
+        if local and not any(h in req.headers for h in FORWARDING_HEADERS):
             return None
         return "TWILIO_AUTH_TOKEN is not configured; only local requests are answered"
-    signature = request.headers.get("X-Twilio-Signature", "")
+    signature = req.headers.get("X-Twilio-Signature", "")
     if not signature:
         return "missing X-Twilio-Signature"
     # JSON-bodied webhooks sign a bodySHA256 query parameter instead of form fields.
-    params: Any = request.get_data(as_text=True) if "bodySHA256" in request.args else request.form
-    if signature_matches(token, signed_url(), params, signature):
+    params: Any = req.get_data(as_text=True) if "bodySHA256" in req.args else req.form
+    url = signed_url(app, req)
+    if signature_matches(token, url, params, signature):
         return None
     log.warning("bad X-Twilio-Signature for %s (check CALFLINE_PUBLIC_BASE_URL or "
-                "CALFLINE_TRUST_PROXY)", signed_url())
+                "CALFLINE_TRUST_PROXY)", url)
     return "X-Twilio-Signature does not match this request"
 
 
 def webhook_key() -> str | None:
     """What makes this webhook one delivery: re-sent copies share it (see ratelimit.py)."""
-    form = request.form
-    token = request.headers.get("I-Twilio-Idempotency-Token")
+    req = this_request()
+    form = req.form
+    token = req.headers.get("I-Twilio-Idempotency-Token")
     sid = form.get("MessageSid") or form.get("SmsSid")
     call = form.get("CallSid")
-    return (idempotency_key("token", request.path, token)
-            or idempotency_key("message", request.path, sid)
-            or idempotency_key("call", request.path, call, request.query_string.decode()))
+    return (idempotency_key("token", req.path, token)
+            or idempotency_key("message", req.path, sid)
+            or idempotency_key("call", req.path, call, req.query_string.decode()))
 
 
 def _may_be_urgent() -> bool:
@@ -185,8 +191,8 @@ def twilio_webhook(view: F) -> F:
                 return limited
             return Response(f"Forbidden: {reason}\n", 403, mimetype="text/plain")
         if not is_resent_copy(webhook_key()):  # a copy is answered again, never counted
-            store = current_app.extensions.get("calfline_store")
-            sender = request.form.get("From", "")
+            store = this_app().extensions.get("calfline_store")
+            sender = this_request().form.get("From", "")
             sender_id = store.hasher.key(sender).hash if store is not None else sender
             limited = check_sender_limit(sender_id)
             if limited is not None and not _may_be_urgent():

@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import timedelta
 from functools import lru_cache
 
-from flask import Blueprint, Response, current_app, g, request
+from flask import Blueprint, Flask, Response, g
 from twilio.twiml.messaging_response import MessagingResponse
 
 from responder.channels.fallback import answer_text
+from responder.channels.flask_context import this_app, this_request
 from responder.channels.signatures import twilio_webhook
 from responder.frontdesk.clinics import clinic_for_number, variables_for_clinic
 from responder.store.conversation_store import Inbound, idempotency_key, utcnow
@@ -37,14 +38,16 @@ def twiml(body: str, status: int = 200) -> Response:
     return Response(body, status=status, mimetype="application/xml")
 
 
-def clinic_variables() -> dict[str, str]:
+def clinic_variables(app: Flask | None = None, our_number: str | None = None) -> dict[str, str]:
     """Template variables for the clinic owning the number texted (`To`), else defaults.
 
     With a clinic, {callback_when} says when it calls back a patient who asks for a
     person (its opening hours, now); handoff replies then promise that callback.
     """
-    clinic = clinic_for_number(current_app, request.form.get("To"))
-    variables = variables_for_clinic(current_app, clinic)
+    app = this_app() if app is None else app
+    clinic = clinic_for_number(app, this_request().form.get("To") if our_number is None
+                               else our_number)
+    variables = variables_for_clinic(app, clinic)
     if clinic is not None:
         now = utcnow()
         variables["callback_when"] = clinic.callback_when(now)
@@ -59,14 +62,16 @@ def incoming_sms() -> Response:
 
     If the database fails or is slow the reply still goes out (responder/channels/fallback.py).
     """
-    form = request.form
+    app, req = this_app(), this_request()
+    form = req.form
     # MessageSid names the message; the idempotency token covers webhooks without one.
     sid = form.get("MessageSid") or form.get("SmsSid")
-    token = request.headers.get("I-Twilio-Idempotency-Token")
+    token = req.headers.get("I-Twilio-Idempotency-Token")
     inbound = Inbound("sms", form.get("From", ""), form.get("To", ""), form.get("Body", ""),
                       sid, idempotency_key("sms", sid) or idempotency_key("sms-token", token))
-    minutes = float(current_app.config["CONTEXT_MINUTES"])
+    minutes = float(app.config["CONTEXT_MINUTES"])
     # Recorded with its clinic alert queued in the outbox, or spooled until the database is back.
-    reply = answer_text(inbound, clinic_variables(), timedelta(minutes=minutes))
+    reply = answer_text(inbound, clinic_variables(app, inbound.our_number),
+                        timedelta(minutes=minutes))
     g.calfline_intent = reply.intent  # for the request log line
     return twiml(reply_twiml(reply.text))

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import re
 
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Response, request
 from sqlalchemy.exc import SQLAlchemyError
 
+from responder.channels.flask_context import this_app
 from responder.channels.ratelimit import count_failed_signature
 from responder.channels.signatures import refusal
 from responder.frontdesk.delivery import handle_status
@@ -46,7 +47,7 @@ def message_status() -> Response:
     code = form.get("ErrorCode") or None
     if code is not None and not _ERROR_CODE.match(code):
         return _bad("ErrorCode must be a number")
-    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    app = this_app()
     try:
         handle_status(app, sid, status, code)
     except SQLAlchemyError:

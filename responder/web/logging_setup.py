@@ -24,6 +24,7 @@ from typing import Any
 
 from flask import Flask, Response, g, request
 
+from responder.channels.flask_context import request_globals
 from responder.errors import ConfigError
 
 REQUEST_LOGGER = "calfline.request"
@@ -108,18 +109,21 @@ def request_id() -> str:
 
 
 def _start() -> None:
-    g.calfline_started = time.perf_counter()
-    g.calfline_request_id = request_id()
+    here = request_globals()
+    here.calfline_started = time.perf_counter()
+    here.calfline_request_id = request_id()
 
 
 def _own_fields(response: Response) -> dict[str, Any]:
     """Send the request id back, and return what only the app knows of the request."""
-    rid = g.get("calfline_request_id") or uuid.uuid4().hex
+    here = request_globals()
+    rid = here.get("calfline_request_id") or uuid.uuid4().hex
     response.headers[REQUEST_ID_HEADER] = rid
-    ours: dict[str, Any] = {"request_id": rid, "intent": g.get("calfline_intent")}
-    if g.get("calfline_spool_pending") is not None:
+    ours: dict[str, Any] = {"request_id": rid, "intent": here.get("calfline_intent")}
+    pending = here.get("calfline_spool_pending")
+    if pending is not None:
         # Set when this turn went to the spool: how many turns wait there (a gauge).
-        ours["spool_pending"] = g.calfline_spool_pending
+        ours["spool_pending"] = pending
     return ours
 
 
