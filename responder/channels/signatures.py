@@ -162,10 +162,11 @@ def webhook_key() -> str | None:
     form = req.form
     token = req.headers.get("I-Twilio-Idempotency-Token")
     sid = form.get("MessageSid") or form.get("SmsSid")
-    call = form.get("CallSid")
+    # Asked for only when needed: an absent field costs werkzeug a BadRequestKeyError.
     return (idempotency_key("token", req.path, token)
             or idempotency_key("message", req.path, sid)
-            or idempotency_key("call", req.path, call, req.query_string.decode()))
+            or idempotency_key("call", req.path, form.get("CallSid"),
+                               req.query_string.decode()))
 
 
 def _may_be_urgent() -> bool:
