@@ -72,7 +72,9 @@ def _is_loopback(address: str | None) -> bool:
 
 
 def signed_url(app: Flask | None = None, req: Request | None = None) -> str:
-    """Return the URL Twilio signed: the public base URL, else what the request says."""
+    """Return the URL Twilio signed: the public base URL, else what the request says.
+
+    `app` and `req` default to the current ones; refusal() passes those it holds."""
     app = this_app() if app is None else app
     req = this_request() if req is None else req
     base = app.config["PUBLIC_BASE_URL"].rstrip("/")

@@ -43,6 +43,8 @@ def clinic_variables(app: Flask | None = None, our_number: str | None = None) ->
 
     With a clinic, {callback_when} says when it calls back a patient who asks for a
     person (its opening hours, now); handoff replies then promise that callback.
+    `app` and `our_number` default to the request's own; the SMS webhook, which has
+    both at hand already, passes them.
     """
     app = this_app() if app is None else app
     clinic = clinic_for_number(app, this_request().form.get("To") if our_number is None
