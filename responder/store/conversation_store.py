@@ -293,13 +293,13 @@ class ConversationStore:
             connection.execute(text("SELECT 1"))
 
     def write_probe(self) -> None:
-        """Write one small row and commit: raise if the database cannot take a write now."""
+        """Write one small row and commit: raise if the database cannot take a write now.
+
+        One upsert: every worker's replayer and /readyz probe, and on a fresh database
+        two of them can be first at once."""
         with self._writers, self.engine.begin() as connection:
-            updated = connection.execute(
-                update(Meta).where(Meta.key == PROBE_KEY).values(value=utcnow().isoformat()))
-            if not cast(CursorResult[Any], updated).rowcount:
-                connection.execute(Meta.__table__.insert().values(  # type: ignore[attr-defined]
-                    key=PROBE_KEY, value=utcnow().isoformat()))
+            connection.execute(self.sql.write_probe,
+                               {"key": PROBE_KEY, "value": utcnow().isoformat()})
 
     def opted_out_pairs(self) -> set[tuple[str, str]]:
         """Every (sender_hash, our_number) that is opted out: the local copy's contents."""

@@ -36,7 +36,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from responder.dialogue.conversation import SILENT_TEMPLATE
 from responder.errors import ConfigError
 from responder.store.driver_statement import DriverStatement
-from responder.store.models import Conversation, Message
+from responder.store.models import Conversation, Message, Meta
 
 CONVERSATIONS: Table = Conversation.__table__  # type: ignore[assignment]
 MESSAGES: Table = Message.__table__  # type: ignore[assignment]
@@ -115,6 +115,12 @@ class StoreStatements:
             index_elements=same_row,
             set_={"updated_at": with_state.excluded.updated_at, **kept_if_opted_out},
         ).returning(conv.c.id, conv.c.opted_out)
+        # The readiness probe's row, written whether or not it exists yet: an UPDATE and
+        # then an INSERT raced when two workers probed a fresh database at once.
+        meta: Table = Meta.__table__  # type: ignore[assignment]
+        probe = insert(meta).values(key=bindparam("key"), value=bindparam("value"))
+        self.write_probe = probe.on_conflict_do_update(
+            index_elements=[meta.c.key], set_={"value": probe.excluded.value})
         self.insert_inbound = insert(msg).on_conflict_do_nothing(
             index_elements=[msg.c.dedupe_key]).returning(msg.c.id)
         self.insert_reply = msg.insert()

@@ -14,15 +14,20 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import MetaData, text
+from sqlalchemy import MetaData, event, text
 
 from responder import cli
 from responder.dialogue.conversation import ConversationState, Turn
 from responder.dialogue.replies import Reply
 from responder.errors import ConfigError
 from responder.nlu.matcher import Match
-from responder.store.conversation_store import ConversationStore, Inbound, idempotency_key
-from responder.store.models import Base
+from responder.store.conversation_store import (
+    PROBE_KEY,
+    ConversationStore,
+    Inbound,
+    idempotency_key,
+)
+from responder.store.models import Base, Meta
 from tests.twilio_signing import count_messages
 
 PHONE = "+15557654321"
@@ -186,3 +191,32 @@ def test_purge_command(database_url: str, monkeypatch: pytest.MonkeyPatch,
     assert count_messages(client) == 0
     assert "2 messages" in capsys.readouterr().out
     assert cli.main(["purge", "--older-than", "-3"]) == 2
+
+
+def test_two_workers_probing_a_fresh_database_at_once_both_succeed(database_url: str) -> None:
+    """The readiness probe writes its row whether or not another worker has just written
+    it: here the other worker's row is committed the moment our probe's write goes out,
+    as when two workers' replayers probe a fresh PostgreSQL database together."""
+    ours, theirs = _store(database_url), _store(database_url)
+    if ours.engine.dialect.name == "sqlite":
+        pytest.skip("SQLite's writers queue on one lock: nobody can write in between")
+    wrote_first: list[bool] = []
+
+    @event.listens_for(ours.engine, "before_cursor_execute")
+    def _the_other_worker_first(conn, cursor, statement, *args):  # type: ignore[no-untyped-def]
+        if statement.lstrip().upper().startswith("INSERT INTO CALFLINE_META") and not wrote_first:
+            wrote_first.append(True)
+            with theirs.engine.begin() as other:
+                other.execute(Meta.__table__.insert().values(  # type: ignore[attr-defined]
+                    key=PROBE_KEY, value="written by the other worker"))
+
+    try:
+        ours.write_probe()  # raised IntegrityError (UniqueViolation) when it raced
+        assert wrote_first == [True]
+        with ours.engine.connect() as connection:
+            rows = connection.execute(text("SELECT key, value FROM calfline_meta "
+                                           "WHERE key = :k"), {"k": PROBE_KEY}).all()
+        assert len(rows) == 1 and rows[0][1] != "written by the other worker"  # ours is last
+    finally:
+        ours.close()
+        theirs.close()
