@@ -28,6 +28,7 @@ from responder.store.conversation_store import (
     idempotency_key,
 )
 from responder.store.models import Base, Meta
+from tests.databases import postgres_schema
 from tests.twilio_signing import count_messages
 
 PHONE = "+15557654321"
@@ -193,30 +194,31 @@ def test_purge_command(database_url: str, monkeypatch: pytest.MonkeyPatch,
     assert cli.main(["purge", "--older-than", "-3"]) == 2
 
 
-def test_two_workers_probing_a_fresh_database_at_once_both_succeed(database_url: str) -> None:
+def test_two_workers_probing_a_fresh_database_at_once_both_succeed() -> None:
     """The readiness probe writes its row whether or not another worker has just written
     it: here the other worker's row is committed the moment our probe's write goes out,
-    as when two workers' replayers probe a fresh PostgreSQL database together."""
-    ours, theirs = _store(database_url), _store(database_url)
-    if ours.engine.dialect.name == "sqlite":
-        pytest.skip("SQLite's writers queue on one lock: nobody can write in between")
-    wrote_first: list[bool] = []
+    as when two workers' replayers probe a fresh PostgreSQL database together (SQLite's
+    writers queue on one lock, so nobody can write in between there)."""
+    with postgres_schema() as url:
+        ours, theirs = _store(url), _store(url)
+        wrote_first: list[bool] = []
 
-    @event.listens_for(ours.engine, "before_cursor_execute")
-    def _the_other_worker_first(conn, cursor, statement, *args):  # type: ignore[no-untyped-def]
-        if statement.lstrip().upper().startswith("INSERT INTO CALFLINE_META") and not wrote_first:
-            wrote_first.append(True)
-            with theirs.engine.begin() as other:
-                other.execute(Meta.__table__.insert().values(  # type: ignore[attr-defined]
-                    key=PROBE_KEY, value="written by the other worker"))
+        @event.listens_for(ours.engine, "before_cursor_execute")
+        def _the_other_worker_first(conn, cursor, statement, *args):  # type: ignore[no-untyped-def]
+            if (statement.lstrip().upper().startswith("INSERT INTO CALFLINE_META")
+                    and not wrote_first):
+                wrote_first.append(True)
+                with theirs.engine.begin() as other:
+                    other.execute(Meta.__table__.insert().values(  # type: ignore[attr-defined]
+                        key=PROBE_KEY, value="written by the other worker"))
 
-    try:
-        ours.write_probe()  # raised IntegrityError (UniqueViolation) when it raced
-        assert wrote_first == [True]
-        with ours.engine.connect() as connection:
-            rows = connection.execute(text("SELECT key, value FROM calfline_meta "
-                                           "WHERE key = :k"), {"k": PROBE_KEY}).all()
-        assert len(rows) == 1 and rows[0][1] != "written by the other worker"  # ours is last
-    finally:
-        ours.close()
-        theirs.close()
+        try:
+            ours.write_probe()  # raised IntegrityError (UniqueViolation) when it raced
+            assert wrote_first == [True]
+            with ours.engine.connect() as connection:
+                rows = connection.execute(text("SELECT key, value FROM calfline_meta "
+                                               "WHERE key = :k"), {"k": PROBE_KEY}).all()
+            assert len(rows) == 1 and rows[0][1] != "written by the other worker"  # ours last
+        finally:
+            ours.close()
+            theirs.close()
