@@ -100,20 +100,26 @@ def signed_requests(port: int, count: int) -> list[bytes]:
     return built
 
 
+def server_logs(logdir: Path, app: str) -> tuple[Path, Path]:
+    """Where gunicorn serving `app` writes its stdout (the JSON access lines) and stderr."""
+    name = app.split(":")[0].replace(".", "_")
+    return logdir / f"{name}.out", logdir / f"{name}.err"
+
+
 def start_gunicorn(app: str, port: int, workers: int, env: dict[str, str],
                    logdir: Path) -> subprocess.Popen[bytes]:
     """Start gunicorn with the deploy config and wait until /healthz answers."""
     env = {**env, "CALFLINE_BIND": f"127.0.0.1:{port}", "CALFLINE_WORKERS": str(workers)}
-    name = app.split(":")[0].replace(".", "_")
+    out, err = server_logs(logdir, app)
     process = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "--config", str(CONFIG), app],
-        cwd=ROOT, env=env, stdout=open(logdir / f"{name}.out", "wb"),
-        stderr=open(logdir / f"{name}.err", "wb"),
+        cwd=ROOT, env=env, stdout=open(out, "wb"),
+        stderr=open(err, "wb"),
     )
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise SystemExit(f"gunicorn {app} exited: see {logdir / (name + '.err')}")
+            raise SystemExit(f"gunicorn {app} exited: see {err}")
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2):
                 return process
@@ -229,8 +235,7 @@ def load(app: str, args: argparse.Namespace, env: dict[str, str], logdir: Path) 
         except subprocess.TimeoutExpired:
             server.kill()
     latencies = result.pop("latencies_ms")
-    served_ms = served_latencies(logdir / f"{app.split(':')[0].replace('.', '_')}.out",
-                                 args.warmup)
+    served_ms = served_latencies(server_logs(logdir, app)[0], args.warmup)
     result["served"] = {"p50": percentile(served_ms, 50), "p99": percentile(served_ms, 99),
                         "mean": statistics.fmean(served_ms) if served_ms else float("nan")}
     result.update({
