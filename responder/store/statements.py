@@ -40,6 +40,7 @@ from responder.store.models import Conversation, Message, Meta
 
 CONVERSATIONS: Table = Conversation.__table__  # type: ignore[assignment]
 MESSAGES: Table = Message.__table__  # type: ignore[assignment]
+META: Table = Meta.__table__  # type: ignore[assignment]
 # The dialects whose INSERT has ON CONFLICT (and RETURNING), which idempotency relies on.
 INSERTS: dict[str, Any] = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
 STATE_COLUMNS = ("opted_out", "last_intent", "clarify_first", "clarify_second", "context_at",
@@ -117,10 +118,9 @@ class StoreStatements:
         ).returning(conv.c.id, conv.c.opted_out)
         # The readiness probe's row, written whether or not it exists yet: an UPDATE and
         # then an INSERT raced when two workers probed a fresh database at once.
-        meta: Table = Meta.__table__  # type: ignore[assignment]
-        probe = insert(meta).values(key=bindparam("key"), value=bindparam("value"))
+        probe = insert(META).values(key=bindparam("key"), value=bindparam("value"))
         self.write_probe = probe.on_conflict_do_update(
-            index_elements=[meta.c.key], set_={"value": probe.excluded.value})
+            index_elements=[META.c.key], set_={"value": probe.excluded.value})
         self.insert_inbound = insert(msg).on_conflict_do_nothing(
             index_elements=[msg.c.dedupe_key]).returning(msg.c.id)
         self.insert_reply = msg.insert()
