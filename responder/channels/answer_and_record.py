@@ -31,10 +31,14 @@ def answer_and_record(
     """
     now = now or utcnow()
     decided: list[Turn] = []
+    # Matched before the store is asked: on SQLite decide() runs inside the write
+    # transaction, and the matching (most of a turn's work) would hold the other
+    # workers' writes back.
+    match = responder.match(inbound.body)
 
     def decide(state: ConversationState) -> Turn:
         decided.append(respond(responder, inbound.body, inbound.channel, variables, state, now,
-                               context_window, hold))
+                               context_window, hold, match=match))
         return decided[-1]
 
     # A re-sent webhook is caught by the insert itself (its dedupe key is unique), which

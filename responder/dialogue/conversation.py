@@ -94,15 +94,20 @@ def respond(
     window: timedelta,
     hold: timedelta | None = None,
     default_language: str | None = None,
+    match: Match | None = None,
 ) -> Turn:
     """Answer one message in the light of the conversation so far.
+
+    `match` is responder.match(text) when the caller has it already: the store reads
+    the state inside its write transaction, so the matching is done before it.
 
     While staff have taken the conversation over (state.held_since, less than `hold`
     ago) the line sends nothing, except what safety needs: the urgent reply to a red
     flag and the check question about a possible one (and its answer). Opt-out and
     opt-in are still recorded; Twilio itself confirms STOP.
     """
-    turn = _respond(responder, text, channel, variables, state, now, window, default_language)
+    turn = _respond(responder, text, channel, variables, state, now, window, default_language,
+                    match)
     held = state.held_since is not None and hold is not None and now - state.held_since < hold
     if not held:
         return turn
@@ -121,10 +126,11 @@ def _respond(
     now: datetime,
     window: timedelta,
     default_language: str | None,
+    match: Match | None,
 ) -> Turn:
     """Answer one message in its conversation's context and language."""
     catalog = responder.catalog
-    match, word = responder.match(text), plain(text)
+    match, word = match or responder.match(text), plain(text)
     state = state.fresh(now, window)
     wanted = switch_request(text, catalog.languages)
     default = default_language or offered_languages(variables, catalog.languages)[0]

@@ -131,8 +131,42 @@ def _reply_row(inbound_row: dict[str, Any], turn: Turn, text: str, template: str
             "reply_to_id": inbound_id, "language": turn.reply.language}
 
 
+def _state_of(row: Any) -> ConversationState:
+    """The ConversationState of the store's state row (None: a sender not seen yet)."""
+    if row is None:
+        return ConversationState()
+    opted_out, last_intent, first, second, context_at, language, held_by, held_at, \
+        held_reply = row
+    # Taken over by staff: the hold lasts from their latest action (frontdesk/takeover.py).
+    held_since = max(t for t in (held_at, held_reply) if t) if held_by and held_at else None
+    if first == CHECK_MARK:  # a pending check question: (CHECK_MARK, its NO answer)
+        return ConversationState(opted_out=opted_out, last_intent=last_intent,
+                                 context_at=context_at, check=second,
+                                 held_since=held_since, language=language)
+    return ConversationState(opted_out=opted_out, last_intent=last_intent,
+                             clarify=(first, second) if first and second else None,
+                             context_at=context_at, held_since=held_since, language=language)
+
+
+def _context_of(state: ConversationState) -> dict[str, Any]:
+    """The conversation columns that keep `state`'s context for the next message."""
+    first, second = (CHECK_MARK, state.check) if state.check else state.clarify or (None, None)
+    return {"last_intent": state.last_intent, "clarify_first": first,
+            "clarify_second": second, "context_at": state.context_at,
+            "language": state.language}
+
+
 class _AlreadyRecorded(Exception):
     """A webhook's dedupe key is taken: undo this copy's transaction, answer the first's."""
+
+
+class _FullRecord(Exception):
+    """The turn changes the opt-out or the conversation is held: undo the driver's
+    transaction and record it on the full path (ConversationStore._record)."""
+
+    def __init__(self, turn: Turn) -> None:
+        super().__init__("recorded on the full path")
+        self.turn = turn
 
 
 @dataclass(frozen=True)
@@ -339,12 +373,44 @@ class ConversationStore:
     def exchange(self, inbound: Inbound, decide: Callable[[ConversationState], Turn],
                  now: datetime | None = None) -> StoredReply:
         """Read the sender's state, answer with decide(state), and record both: one
-        connection (the spare on a SQLite file), a read and one write transaction (see
-        record())."""
+        connection (the spare on a SQLite file); on SQLite one write transaction
+        (_exchange_on_driver), elsewhere a read and the record (see record())."""
         key, number = self.hasher.key(inbound.sender), short_text(inbound.our_number, 64)
+        now = now or utcnow()
         with self._webhook_connection() as connection:
+            if "state" in self.sql.driver and "touch_with_state" in self.sql.driver \
+                    and not connection.in_transaction():
+                return self._exchange_on_driver(connection, key, number, inbound, decide, now)
             turn = decide(self._state(connection, key, number))
-            return self._record(connection, key, number, inbound, turn, now or utcnow())
+            return self._record(connection, key, number, inbound, turn, now)
+
+    def _exchange_on_driver(self, connection: Connection, key: SenderKey, number: str,
+                            inbound: Inbound, decide: Callable[[ConversationState], Turn],
+                            now: datetime) -> StoredReply:
+        """SQLite: the state read, decide() and the record in one write transaction.
+
+        Read on its own, the state cost a second transaction: its locks and, as the
+        other workers' writes empty this connection's page cache at every new
+        transaction, its pages read twice. Inside the write, the pages it reads are
+        the ones the record changes. decide() is given the match already made
+        (answer_and_record), so the write lock is held for what needs the state only.
+        A turn that changes the opt-out or finds staff holding the conversation is
+        undone and recorded by _record(), with its fsync.
+        """
+        params = {"sender_hash": key.hash, "our_number": number}
+        conversation = {**params, "sender_last4": key.last4, "now": now}
+        try:
+            with relaxed_commit(connection), self._writers, driver_transaction(connection):
+                rows = self._rows(connection, "state", self.sql.state, params)
+                turn = decide(_state_of(rows[0] if rows else None))
+                if turn.opt_change is not None or turn.state.held_since is not None:
+                    raise _FullRecord(turn)
+                return self._write_on_driver(connection, inbound, turn,
+                                             {**conversation, **_context_of(turn.state)})
+        except _FullRecord as full:  # rolled back before anything was written
+            return self._record(connection, key, number, inbound, full.turn, now)
+        except _AlreadyRecorded:  # rolled back, and with it the context saved
+            return self._first_reply(connection, inbound)
 
     def _state(self, connection: Connection, key: SenderKey, number: str) -> ConversationState:
         params = {"sender_hash": key.hash, "our_number": number}
@@ -356,21 +422,7 @@ class ConversationStore:
         else:
             with reading(connection):
                 rows = self._rows(connection, "state", self.sql.state, params)
-        row = rows[0] if rows else None
-        if row is None:
-            return ConversationState()
-        opted_out, last_intent, first, second, context_at, language, held_by, held_at, \
-            held_reply = row
-        # Taken over by staff: the hold lasts from their latest action (frontdesk/takeover.py).
-        held_since = max(t for t in (held_at, held_reply) if t) if held_by and held_at else None
-        if first == CHECK_MARK:  # a pending check question: (CHECK_MARK, its NO answer)
-            return ConversationState(opted_out=opted_out, last_intent=last_intent,
-                                     context_at=context_at, check=second,
-                                     held_since=held_since, language=language)
-        return ConversationState(opted_out=opted_out, last_intent=last_intent,
-                                 clarify=(first, second) if first and second else None,
-                                 context_at=context_at, held_since=held_since,
-                                 language=language)
+        return _state_of(rows[0] if rows else None)
 
     def _reply_for(self, connection: Connection, dedupe_key: str) -> StoredReply | None:
         row = connection.execute(self.sql.reply_for, {"dedupe_key": dedupe_key}).first()
@@ -382,10 +434,7 @@ class ConversationStore:
     def _record(self, connection: Connection, key: SenderKey, number: str, inbound: Inbound,
                 turn: Turn, now: datetime) -> StoredReply:
         sql, state = self.sql, turn.state
-        first, second = (CHECK_MARK, state.check) if state.check else state.clarify or (None, None)
-        context = {"last_intent": state.last_intent, "clarify_first": first,
-                   "clarify_second": second, "context_at": state.context_at,
-                   "language": state.language}
+        context = _context_of(state)
         sender = {"sender_hash": key.hash, "sender_last4": key.last4, "our_number": number,
                   "now": now}
         # A conversation staff hold keeps the patient's number too: the full path.
@@ -440,30 +489,41 @@ class ConversationStore:
         """SQLite, a message that leaves the opt-out alone: _record's three statements in
         one write transaction on the driver (database.driver_transaction), without the
         fsync; a re-sent copy gets the first reply, read once the transaction is undone."""
-        inbound_row = _inbound_row(inbound, turn.match, conversation["now"])
-        text_, template = turn.reply.text, turn.reply.template_id
         try:
             with relaxed_commit(connection), self._writers, driver_transaction(connection):
-                # The conversation row stays locked until commit; opted_out is as of now.
-                conversation_id, opted_out = self._rows(
-                    connection, "touch_with_state", self.sql.touch_conversation_with_state,
-                    conversation)[0]
-                inserted = self._rows(connection, "inbound", self.sql.insert_inbound,
-                                      {**inbound_row, "conversation_id": conversation_id})
-                if not inserted:  # the dedupe key is taken: a re-sent webhook
-                    raise _AlreadyRecorded
-                if opted_out and inbound.channel == "sms":
-                    # Opted out meanwhile (a STOP on another worker): send nothing.
-                    text_, template = "", SILENT_TEMPLATE
-                self._rows(connection, "reply", self.sql.insert_reply, _reply_row(
-                    inbound_row, turn, text_, template, conversation_id, inserted[0][0]))
-        except _AlreadyRecorded:  # rolled back, and with it the context saved above
-            with reading(connection):
-                stored = self._reply_for(connection, inbound.dedupe_key or "")
-            if stored is None:  # never written: both rows go in one transaction
-                raise RuntimeError("a recorded message has no reply row") from None
-            return stored
+                return self._write_on_driver(connection, inbound, turn, conversation)
+        except _AlreadyRecorded:  # rolled back, and with it the context saved
+            return self._first_reply(connection, inbound)
+
+    def _write_on_driver(self, connection: Connection, inbound: Inbound, turn: Turn,
+                         conversation: dict[str, Any]) -> StoredReply:
+        """The record's three statements, inside a driver_transaction(); raises
+        _AlreadyRecorded for a re-sent webhook, which the caller's rollback undoes."""
+        inbound_row = _inbound_row(inbound, turn.match, conversation["now"])
+        text_, template = turn.reply.text, turn.reply.template_id
+        # The conversation row stays locked until commit; opted_out is as of now.
+        conversation_id, opted_out = self._rows(
+            connection, "touch_with_state", self.sql.touch_conversation_with_state,
+            conversation)[0]
+        inserted = self._rows(connection, "inbound", self.sql.insert_inbound,
+                              {**inbound_row, "conversation_id": conversation_id})
+        if not inserted:  # the dedupe key is taken: a re-sent webhook
+            raise _AlreadyRecorded
+        if opted_out and inbound.channel == "sms":
+            # Opted out meanwhile (a STOP on another worker): send nothing.
+            text_, template = "", SILENT_TEMPLATE
+        self._rows(connection, "reply", self.sql.insert_reply, _reply_row(
+            inbound_row, turn, text_, template, conversation_id, inserted[0][0]))
         return StoredReply(text_, template, conversation_id, turn.match.intent)
+
+    def _first_reply(self, connection: Connection, inbound: Inbound) -> StoredReply:
+        """The reply recorded for a re-sent webhook's first copy, read after its own
+        transaction was undone."""
+        with reading(connection):
+            stored = self._reply_for(connection, inbound.dedupe_key or "")
+        if stored is None:  # never written: both rows go in one transaction
+            raise RuntimeError("a recorded message has no reply row")
+        return stored
 
     def _rows(self, connection: Connection, name: str, statement: Executable,
               params: dict[str, Any]) -> list[Any]:

@@ -57,22 +57,56 @@ def _stop() -> Turn:
                 ConversationState(opted_out=True), opt_change=True)
 
 
-def test_a_stop_between_read_and_write_silences_the_reply(database_url: str) -> None:
-    store = ConversationStore.open(database_url, SECRET)
+def test_a_stop_between_read_and_write_silences_the_reply() -> None:
+    # PostgreSQL reads the state and records in two statements: a STOP can land between.
+    with postgres_schema() as url:
+        store = ConversationStore.open(url, SECRET)
+        seen: list[ConversationState] = []
+
+        def decide(state: ConversationState) -> Turn:
+            seen.append(state)
+            # Another worker records a STOP from the same sender while this one decides.
+            store.record(Inbound("sms", PHONE, LINE, "STOP"), _stop())
+            return _turn()
+
+        reply = store.exchange(Inbound("sms", PHONE, LINE, "calf cramp"), decide)
+        assert seen == [ConversationState()]  # read before the STOP ...
+        assert (reply.text, reply.template_id) == ("", SILENT_TEMPLATE)  # ... answered after
+        state = store.state(PHONE, LINE)
+        assert state.opted_out and state.last_intent is None
+        store.close()
+
+
+def test_on_sqlite_a_stop_waits_for_the_exchange_that_read_the_state(tmp_path: Any) -> None:
+    # SQLite reads the state inside the record's write transaction: another worker's
+    # STOP, sent while this one decides, is recorded after this exchange, not inside it.
+    url = sqlite_url(tmp_path)
+    store, other = ConversationStore.open(url, SECRET), ConversationStore.open(url, SECRET)
     seen: list[ConversationState] = []
+    stop = threading.Thread(
+        target=lambda: other.record(Inbound("sms", PHONE, LINE, "STOP"), _stop()))
 
     def decide(state: ConversationState) -> Turn:
         seen.append(state)
-        # Another worker records a STOP from the same sender while this one matches.
-        store.record(Inbound("sms", PHONE, LINE, "STOP"), _stop())
+        stop.start()
+        stop.join(timeout=0.5)
+        assert stop.is_alive()  # waiting for this exchange's write lock
         return _turn()
 
-    reply = store.exchange(Inbound("sms", PHONE, LINE, "calf cramp"), decide)
-    assert seen == [ConversationState()]  # read before the STOP ...
-    assert (reply.text, reply.template_id) == ("", SILENT_TEMPLATE)  # ... answered after it
-    state = store.state(PHONE, LINE)
-    assert state.opted_out and state.last_intent is None
-    store.close()
+    try:
+        reply = store.exchange(Inbound("sms", PHONE, LINE, "calf cramp"), decide)
+        stop.join(timeout=30)
+        assert not stop.is_alive()
+    finally:
+        store.close()
+    assert seen == [ConversationState()]
+    assert (reply.text, reply.template_id) == ("Stretch it", "cramp_now.sms")  # answered
+    state = other.state(PHONE, LINE)
+    assert state.opted_out and state.last_intent is None  # and the STOP came after it
+    (conversation,) = other.recent_conversations([LINE])
+    bodies = [m.body for m in other.messages(conversation.id)]
+    assert bodies.index("calf cramp") < bodies.index("STOP")
+    other.close()
 
 
 def test_a_resent_webhook_is_not_answered_twice(database_url: str) -> None:
