@@ -19,9 +19,9 @@ Its public API (all times are aware UTC datetimes):
 `sender` is the caller's phone number as Twilio sends it (`From`); the store
 keeps only its HMAC-SHA256 and last 4 digits. `our_number` is `To`.
 
-A webhook costs one read and one write transaction, or on PostgreSQL usually one
-read and one statement (responder/store/statements.py has the statements and why
-they keep a re-sent webhook to one record).
+A webhook costs one write transaction on SQLite (the state read inside it), or on
+PostgreSQL usually one read and one statement (responder/store/statements.py has
+the statements and why they keep a re-sent webhook to one record).
 """
 
 from __future__ import annotations
