@@ -148,6 +148,19 @@ def _state_of(row: Any) -> ConversationState:
                              context_at=context_at, held_since=held_since, language=language)
 
 
+def _sender_of(key: SenderKey, number: str, now: datetime) -> dict[str, Any]:
+    """The conversation row's key and timestamps, as the record's statements take them."""
+    return {"sender_hash": key.hash, "sender_last4": key.last4, "our_number": number,
+            "now": now}
+
+
+def _needs_full_record(turn: Turn) -> bool:
+    """A turn that changes the opt-out (fsynced) or answers in a conversation staff
+    hold (which keeps the patient's number) goes through ConversationStore._record's
+    full path; every other turn takes the one- or three-statement record."""
+    return turn.opt_change is not None or turn.state.held_since is not None
+
+
 def _context_of(state: ConversationState) -> dict[str, Any]:
     """The conversation columns that keep `state`'s context for the next message."""
     first, second = (CHECK_MARK, state.check) if state.check else state.clarify or (None, None)
@@ -398,15 +411,14 @@ class ConversationStore:
         undone and recorded by _record(), with its fsync.
         """
         params = {"sender_hash": key.hash, "our_number": number}
-        conversation = {**params, "sender_last4": key.last4, "now": now}
         try:
             with relaxed_commit(connection), self._writers, driver_transaction(connection):
                 rows = self._rows(connection, "state", self.sql.state, params)
                 turn = decide(_state_of(rows[0] if rows else None))
-                if turn.opt_change is not None or turn.state.held_since is not None:
+                if _needs_full_record(turn):
                     raise _FullRecord(turn)
-                return self._write_on_driver(connection, inbound, turn,
-                                             {**conversation, **_context_of(turn.state)})
+                return self._write_on_driver(connection, inbound, turn, {
+                    **_sender_of(key, number, now), **_context_of(turn.state)})
         except _FullRecord as full:  # rolled back before anything was written
             return self._record(connection, key, number, inbound, full.turn, now)
         except _AlreadyRecorded:  # rolled back, and with it the context saved
@@ -435,10 +447,8 @@ class ConversationStore:
                 turn: Turn, now: datetime) -> StoredReply:
         sql, state = self.sql, turn.state
         context = _context_of(state)
-        sender = {"sender_hash": key.hash, "sender_last4": key.last4, "our_number": number,
-                  "now": now}
-        # A conversation staff hold keeps the patient's number too: the full path.
-        if turn.opt_change is None and turn.state.held_since is None:
+        sender = _sender_of(key, number, now)
+        if not _needs_full_record(turn):
             if sql.record_in_one is not None:
                 return self._record_in_one(connection, inbound, turn, {**sender, **context})
             if "touch_with_state" in sql.driver:
