@@ -16,7 +16,10 @@ p50/p99 latency, errors and each worker's peak memory, then the ratios. It also
 prints the CPU time each request cost the workers, the load generator and, for a
 PostgreSQL server on this machine, the server: on two shared cores these add up
 to what bounds the requests per second, and they vary less between runs than
-the rates do when other machines share the host. Beside the client's latency it
+the rates do when other machines share the host. It also prints the share of
+the cores the hypervisor gave other guests meanwhile (steal time, from
+/proc/stat): a round that lost a tenth of the machine that way runs slower
+and has a longer tail whatever the code does. Beside the client's latency it
 prints the time each request spent inside a worker, from the server's access
 log: with a fixed number of connections the rest is the wait in the queue,
 which the rate sets (16 in flight at 800 req/s wait 20 ms on average).
@@ -165,6 +168,14 @@ def cpu_snapshot(master: int, database_url: str) -> dict[str, dict[int, float]]:
     return snapshot
 
 
+def host_ticks() -> tuple[int, int]:
+    """The machine's CPU ticks so far, all and those the hypervisor took for other
+    guests (steal), from /proc/stat's first line (0 steal where it has none)."""
+    ticks = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    # user nice system idle iowait irq softirq steal, then guest time, already in user
+    return sum(ticks[:8]), ticks[7] if len(ticks) > 7 else 0
+
+
 def cpu_per_request(before: dict[str, dict[int, float]], after: dict[str, dict[int, float]],
                     requests: int) -> dict[str, float]:
     """Milliseconds of CPU per request between two snapshots; a process that started
@@ -215,6 +226,7 @@ def load(app: str, args: argparse.Namespace, env: dict[str, str], logdir: Path) 
         database_url = env.get("DATABASE_URL", "")
         before = cpu_snapshot(server.pid, database_url)
         children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        ticks_before = host_ticks()
         generator = subprocess.run(
             [sys.executable, str(ROOT / "bench" / "loadgen.py"), "--port", str(port),
              "--requests", str(blob), "--concurrency", str(args.concurrency),
@@ -222,6 +234,8 @@ def load(app: str, args: argparse.Namespace, env: dict[str, str], logdir: Path) 
             capture_output=True, text=True, timeout=2 * args.duration + 60, check=True,
         )
         result: dict[str, Any] = json.loads(generator.stdout)
+        (total, stolen), (total_before, stolen_before) = host_ticks(), ticks_before
+        result["steal"] = (stolen - stolen_before) / max(total - total_before, 1)
         served = args.warmup + result["ok"] + sum(result["errors"].values())
         result["cpu"] = cpu_per_request(before, cpu_snapshot(server.pid, database_url), served)
         spent = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -282,7 +296,8 @@ def machine() -> str:
             model = line.split(":", 1)[1].strip()
             break
     load1, load5, _ = os.getloadavg()
-    return (f"{os.cpu_count()} cores ({model}), Python {platform.python_version()}, "
+    return (f"{os.cpu_count()} cores ({model}), Python {platform.python_version()} "
+            f"({os.path.realpath(sys.executable)}), "
             f"load average {load1:.2f}/{load5:.2f} before the run")
 
 
@@ -296,7 +311,8 @@ def print_round(number: int, results: dict[str, dict[str, Any]]) -> None:
               f"{r['p99']:>7.2f} {errors:>7}   {memory}")
         if r["errors"]:
             print(f"      errors: {r['errors']}")
-        print(f"{'':>5} {'':<15} CPU per request, ms: {cpu_line(r['cpu'])}")
+        print(f"{'':>5} {'':<15} CPU per request, ms: {cpu_line(r['cpu'])}; "
+              f"steal (the host's other guests) {100 * r['steal']:.0f}% of the cores")
         served = r["served"]
         print(f"{'':>5} {'':<15} in a worker (access log), ms: p50 {served['p50']:.2f}, "
               f"p99 {served['p99']:.2f}; the rest of the latency (queue, client): "
@@ -327,7 +343,9 @@ def print_summary(rounds: list[dict[str, dict[str, Any]]]) -> None:
     for name in (TRIVIAL, CALFLINE):
         medians = {kind: statistics.median(r[name]["cpu"][kind] for r in rounds)
                    for kind in rounds[0][name]["cpu"]}
-        print(f"{name:<15} median CPU per request, ms: {cpu_line(medians)}")
+        steal = statistics.median(r[name]["steal"] for r in rounds)
+        print(f"{name:<15} median CPU per request, ms: {cpu_line(medians)}; "
+              f"median steal {100 * steal:.0f}%")
     print(f"CalfLine / trivial, median of {len(rounds)} rounds: "
           f"{statistics.median(ratios):.2f}x the requests per second (goal >= 0.35; rounds "
           + ", ".join(f"{x:.2f}" for x in ratios)
