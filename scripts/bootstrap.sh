@@ -9,20 +9,16 @@ VENV="${CALFLINE_VENV:-$ROOT/.venv}"
 # profile-guided and link-time optimization, as the Docker image's python:3.11
 # is; a version manager's default build, such as pyenv's, is not, and costs a
 # webhook about a tenth more CPU: README "Performance"); else python3 on PATH.
-calfline_python() {
-  if [ -n "${CALFLINE_PYTHON:-}" ]; then
-    echo "$CALFLINE_PYTHON"
-  elif /usr/bin/python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
-    echo /usr/bin/python3
-  else
-    echo python3
-  fi
+system_python_fits() {
+  /usr/bin/python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null
 }
 if [ ! -x "$VENV/bin/python" ]; then
-  chosen="$(calfline_python)"
-  # Debian's python3 makes no venv without the python3-venv package: fall back.
-  if ! "$chosen" -m venv "$VENV" >/dev/null 2>&1; then
-    echo "bootstrap: $chosen could not make a venv; using python3 on PATH" >&2
+  if [ -n "${CALFLINE_PYTHON:-}" ] || [ -e "$VENV" ] || ! system_python_fits; then
+    "${CALFLINE_PYTHON:-python3}" -m venv "$VENV"
+  elif ! /usr/bin/python3 -m venv "$VENV" >/dev/null 2>&1; then
+    # Debian's python3 makes no venv without the python3-venv package; the failed
+    # attempt leaves a directory behind, which did not exist before this line.
+    echo "bootstrap: /usr/bin/python3 made no venv; using python3 on PATH" >&2
     rm -rf "$VENV"
     python3 -m venv "$VENV"
   fi
