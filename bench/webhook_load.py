@@ -347,8 +347,8 @@ def print_summary(rounds: list[dict[str, dict[str, Any]]]) -> None:
         print(f"{name:<15} median CPU per request, ms: {cpu_line(medians)}; "
               f"median steal {100 * steal:.0f}%")
     print(f"CalfLine / trivial, median of {len(rounds)} rounds: "
-          f"{statistics.median(ratios):.2f}x the requests per second (goal >= 0.35; rounds "
-          + ", ".join(f"{x:.2f}" for x in ratios)
+          f"{statistics.median(ratios):.3f}x the requests per second (goal >= 0.35; rounds "
+          + ", ".join(f"{x:.3f}" for x in ratios)
           + f"); p99 {statistics.median(p99s):.2f} ms (goal < 25; worst round "
           f"{max(p99s):.2f}); errors {errors} (goal 0); per worker {peak:.0f} MB peak RSS, "
           f"{pss:.0f} MB PSS (goal < 100)")
