@@ -411,18 +411,19 @@ class ConversationStore:
         undone and recorded by _record(), with its fsync.
         """
         params = {"sender_hash": key.hash, "our_number": number}
+
+        def read_decide_write() -> StoredReply:
+            rows = self._rows(connection, "state", self.sql.state, params)
+            turn = decide(_state_of(rows[0] if rows else None))
+            if _needs_full_record(turn):
+                raise _FullRecord(turn)
+            return self._write_on_driver(connection, inbound, turn, {
+                **_sender_of(key, number, now), **_context_of(turn.state)})
+
         try:
-            with relaxed_commit(connection), self._writers, driver_transaction(connection):
-                rows = self._rows(connection, "state", self.sql.state, params)
-                turn = decide(_state_of(rows[0] if rows else None))
-                if _needs_full_record(turn):
-                    raise _FullRecord(turn)
-                return self._write_on_driver(connection, inbound, turn, {
-                    **_sender_of(key, number, now), **_context_of(turn.state)})
+            return self._in_driver_write(connection, inbound, read_decide_write)
         except _FullRecord as full:  # rolled back before anything was written
             return self._record(connection, key, number, inbound, full.turn, now)
-        except _AlreadyRecorded:  # rolled back, and with it the context saved
-            return self._first_reply(connection, inbound)
 
     def _state(self, connection: Connection, key: SenderKey, number: str) -> ConversationState:
         params = {"sender_hash": key.hash, "our_number": number}
@@ -452,7 +453,8 @@ class ConversationStore:
             if sql.record_in_one is not None:
                 return self._record_in_one(connection, inbound, turn, {**sender, **context})
             if "touch_with_state" in sql.driver:
-                return self._record_on_driver(connection, inbound, turn, {**sender, **context})
+                return self._in_driver_write(connection, inbound, lambda: self._write_on_driver(
+                    connection, inbound, turn, {**sender, **context}))
         inbound_row = _inbound_row(inbound, turn.match, now)  # built before the queue
         # No fsync for an ordinary message; a changed opt-out survives even a power cut.
         # The PRAGMAs are the connection's own business: set outside the writers' queue,
@@ -494,14 +496,15 @@ class ConversationStore:
                     "held_number": short_text(inbound.sender, 64)})
         return StoredReply(text_, template, conversation_id, turn.match.intent)
 
-    def _record_on_driver(self, connection: Connection, inbound: Inbound, turn: Turn,
-                          conversation: dict[str, Any]) -> StoredReply:
-        """SQLite, a message that leaves the opt-out alone: _record's three statements in
-        one write transaction on the driver (database.driver_transaction), without the
-        fsync; a re-sent copy gets the first reply, read once the transaction is undone."""
+    def _in_driver_write(self, connection: Connection, inbound: Inbound,
+                         write: Callable[[], StoredReply]) -> StoredReply:
+        """SQLite: write() in one write transaction on the driver
+        (database.driver_transaction), behind the writer queue and without the fsync,
+        for a message that leaves the opt-out alone; a re-sent copy (write() raised
+        _AlreadyRecorded) gets the first reply, read once the transaction is undone."""
         try:
             with relaxed_commit(connection), self._writers, driver_transaction(connection):
-                return self._write_on_driver(connection, inbound, turn, conversation)
+                return write()
         except _AlreadyRecorded:  # rolled back, and with it the context saved
             return self._first_reply(connection, inbound)
 
