@@ -18,6 +18,7 @@ from responder.frontdesk.install import install_frontdesk
 from responder.store.conversation_store import install_store
 from responder.web import health
 from responder.web.config import build_responder, from_environment
+from responder.web.form_body import FormRequest
 from responder.web.json_body import BoundedJSONProvider
 from responder.web.logging_setup import install_request_logging
 
@@ -27,6 +28,7 @@ __all__ = ["CalfLineError", "ConfigError", "IntentDataError", "Responder", "crea
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """Build the web app: settings from the environment, then `config` on top."""
     app = Flask(__name__)
+    app.request_class = FormRequest  # a webhook's form read in one step
     app.json = BoundedJSONProvider(app)  # deeply nested request JSON is a 400, not a 500
     app.config.update(from_environment())
     if config:
