@@ -54,12 +54,14 @@ from responder.dialogue.conversation import SILENT_TEMPLATE, ConversationState, 
 from responder.dialogue.respond import MAX_MESSAGE_CHARS, clean_text
 from responder.errors import ConfigError
 from responder.nlu.matcher import Match
+from responder.store.checkpointer import WalCheckpointer
 from responder.store.clinic_conversations import possible_row_id
 from responder.store.database import (
     PING_AFTER_IDLE_SECONDS,
     autocommit,
     database_url,
     driver_transaction,
+    harden,
     migrate,
     open_engine,
     reading,
@@ -292,6 +294,10 @@ class ConversationStore:
         # The last webhook's connection is kept for the next (spare_connection.py); a
         # PostgreSQL one is pinged first when idle as long as the pool's would be.
         self._spare = _spare_for(engine)
+        # A SQLite file's WAL is checkpointed by a thread, outside the writer queue.
+        database = sqlite_file(engine)
+        self._checkpointer = WalCheckpointer(database, self._writers) \
+            if database is not None else None
         # Which database this is (a random id kept in it), so a spooled turn is never
         # replayed into another one; "" until open() has read it.
         self.database_id = ""
@@ -356,13 +362,18 @@ class ConversationStore:
     def close(self) -> None:
         """Close pooled connections (before a fork, or at shutdown)."""
         self.guard.shutdown()
+        if self._checkpointer is not None:
+            self._checkpointer.stop()
         if self._spare is not None:
             self._spare.close()
         self.engine.dispose()
 
     def _webhook_connection(self) -> AbstractContextManager[Connection]:
         """The connection for one webhook's store work: on a SQLite file the last
-        webhook's, kept for it (spare_connection.py), else one from the pool."""
+        webhook's, kept for it (spare_connection.py), else one from the pool.
+        The first in each process starts its WAL checkpointer (checkpointer.py)."""
+        if self._checkpointer is not None:
+            self._checkpointer.ensure_running()
         return self._spare.connection() if self._spare is not None else self.engine.connect()
 
     def state(self, sender: str, our_number: str) -> ConversationState:
@@ -456,11 +467,11 @@ class ConversationStore:
                 return self._in_driver_write(connection, inbound, lambda: self._write_on_driver(
                     connection, inbound, turn, {**sender, **context}))
         inbound_row = _inbound_row(inbound, turn.match, now)  # built before the queue
-        # No fsync for an ordinary message; a changed opt-out survives even a power cut.
-        # The PRAGMAs are the connection's own business: set outside the writers' queue,
-        # which every other writer waits on.
-        with relaxed_commit(connection, turn.opt_change is None), self._writers, \
-                connection.begin() as transaction:
+        # No fsync inside the writers' queue, which every other writer waits on; a
+        # changed opt-out is synced once the queue is free (harden), and survives even
+        # a power cut before the webhook answers. The PRAGMAs are the connection's own
+        # business: set outside the queue too.
+        with relaxed_commit(connection), self._writers, connection.begin() as transaction:
             # The conversation row stays locked until commit; opted_out is as of now.
             if turn.opt_change is None:  # the context is saved unless opted out meanwhile
                 conversation_id, opted_out = self._rows(
@@ -494,6 +505,8 @@ class ConversationStore:
                 connection.execute(sql.keep_held_number, {
                     "conversation_id": conversation_id,
                     "held_number": short_text(inbound.sender, 64)})
+        if turn.opt_change is not None:
+            harden(connection)
         return StoredReply(text_, template, conversation_id, turn.match.intent)
 
     def _in_driver_write(self, connection: Connection, inbound: Inbound,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
 import re
 import sqlite3
 import subprocess
@@ -180,16 +182,55 @@ def _sqlite_levels_at_commit(store: ConversationStore,
     return levels
 
 
-def test_sqlite_skips_the_fsync_only_for_ordinary_messages(tmp_path: Any) -> None:
+def test_sqlite_syncs_an_opt_out_after_its_commit_with_no_lock_held(
+        tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A FULL commit would sync inside SQLite's write lock and the writers' queue, where
+    # every other worker's write waits for the disk; the opt-out is synced after.
     store = ConversationStore.open(sqlite_url(tmp_path), SECRET)
     levels = _sqlite_levels_at_commit(store)
+    database = tmp_path / "calfline.sqlite3"
+    synced: list[tuple[str, bool, bool]] = []
+    fdatasync = os.fdatasync
+
+    def _watched(fd: int) -> None:
+        path = os.readlink(f"/proc/self/fd/{fd}")
+        synced.append((path, _queue_is_free(database), _write_lock_is_free(database)))
+        fdatasync(fd)
+
+    monkeypatch.setattr(os, "fdatasync", _watched)
     store.record(Inbound("sms", PHONE, LINE, "calf cramp"), _turn())
+    assert synced == []  # an ordinary message: no sync
     store.record(Inbound("sms", PHONE, LINE, "STOP"), _stop())
+    assert synced == [(f"{database}-wal", True, True)]  # the WAL, once, nothing held
     store.record(Inbound("sms", PHONE, LINE, "calf cramp"), _turn())
-    assert levels == [1, 2, 1]  # NORMAL, FULL for the opt-out, NORMAL again
+    assert levels == [1, 1, 1] and len(synced) == 1  # every webhook commit is NORMAL
     with store.engine.connect() as connection:  # the outbox, console, purge: always FULL
         assert connection.exec_driver_sql("PRAGMA synchronous").scalar() == 2
     store.close()
+
+
+def _queue_is_free(database: Any) -> bool:
+    """Whether another writer could take the store's writer queue (its flock) now."""
+    with open(f"{database}-writer.lock", "a+b") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        return True
+
+
+def _write_lock_is_free(database: Any) -> bool:
+    """Whether another connection could begin writing to the file without waiting."""
+    other = sqlite3.connect(database, timeout=0, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        other.execute("ROLLBACK")
+        return True
+    except sqlite3.OperationalError:
+        return False
+    finally:
+        other.close()
 
 
 def test_a_connection_left_at_normal_commits_anything_else_with_fsync(tmp_path: Any) -> None:
