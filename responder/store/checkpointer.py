@@ -58,6 +58,7 @@ class WalCheckpointer:
         self._interval = interval
         self._lock = threading.Lock()
         self._pid: int | None = None  # the process whose thread runs
+        self._thread: threading.Thread | None = None
         self._stopped = threading.Event()
 
     def ensure_running(self) -> None:
@@ -68,8 +69,14 @@ class WalCheckpointer:
             if self._pid == os.getpid() or self._stopped.is_set():
                 return
             self._pid = os.getpid()
-            threading.Thread(target=self._run, name="calfline-checkpoint",
-                             daemon=True).start()
+            self._thread = threading.Thread(target=self._run, name="calfline-checkpoint",
+                                            daemon=True)
+            self._thread.start()
+
+    def alive(self) -> bool:
+        """Whether this process's thread is running."""
+        thread = self._thread
+        return thread is not None and self._pid == os.getpid() and thread.is_alive()
 
     def stop(self) -> None:
         """End the thread (at its next turn); it never starts again."""

@@ -30,6 +30,7 @@ import hashlib
 import hmac
 import logging
 import uuid
+import weakref
 from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -298,6 +299,8 @@ class ConversationStore:
         database = sqlite_file(engine)
         self._checkpointer = WalCheckpointer(database, self._writers) \
             if database is not None else None
+        if self._checkpointer is not None:  # a store dropped unclosed (tests) ends it too
+            weakref.finalize(self, self._checkpointer.stop)
         # Which database this is (a random id kept in it), so a spooled turn is never
         # replayed into another one; "" until open() has read it.
         self.database_id = ""

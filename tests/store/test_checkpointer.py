@@ -102,14 +102,12 @@ def test_the_store_leaves_checkpoints_to_its_thread(tmp_path: Path) -> None:
     turn = Turn(match, Reply("Stretch it", "cramp_now.sms"), ConversationState())
     store.record(Inbound("sms", "+15557654321", "+15550001000", "calf cramp"), turn)
 
-    def checkpointing() -> list[threading.Thread]:
-        return [t for t in threading.enumerate() if t.name == "calfline-checkpoint"]
-
-    assert checkpointing()
+    checkpointer = store._checkpointer
+    assert checkpointer is not None and checkpointer.alive()
     with store.engine.connect() as connection:
         assert connection.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == FALLBACK_PAGES
     store.close()
-    assert _until(lambda: not checkpointing(), seconds=5)
+    assert _until(lambda: not checkpointer.alive(), seconds=5)
 
 
 def test_the_thread_ends_when_its_file_is_gone(tmp_path: Path) -> None:
@@ -117,7 +115,7 @@ def test_the_thread_ends_when_its_file_is_gone(tmp_path: Path) -> None:
     _database(path).close()
     checkpointer = WalCheckpointer(path, interval=0.01)
     checkpointer.ensure_running()
-    threads = [t for t in threading.enumerate() if t.name == "calfline-checkpoint"]
+    assert checkpointer.alive()
     for file in tmp_path.iterdir():
         file.unlink()
-    assert _until(lambda: not any(t.is_alive() for t in threads), seconds=5)
+    assert _until(lambda: not checkpointer.alive(), seconds=5)
