@@ -94,7 +94,7 @@ class WalCheckpointer:
                                                  check_same_thread=False)
                 self._checkpoint(connection)
                 failing = False
-            except sqlite3.Error as error:  # the disk failing: try again; the file gone: end
+            except (sqlite3.Error, OSError) as error:  # failing: try again; file gone: end
                 if not self._path.exists():
                     break
                 if not failing:
@@ -108,10 +108,10 @@ class WalCheckpointer:
             connection.close()
 
     def _checkpoint(self, connection: sqlite3.Connection) -> None:
-        """Copy the WAL into the database; once it is long, copy again inside the writer
-        queue. A checkpoint copies the frames there were when it started, and writers
-        add more meanwhile, so without a pass they cannot join the WAL never starts
-        over: under bench/webhook_load.py it grew to 800 MB."""
+        """Copy the WAL into the database; once it is long, copy the rest inside the
+        writer queue. A checkpoint copies only the frames there were when it began and
+        writers keep adding more, so without a pass that no writer can join the WAL
+        never starts over (under bench/webhook_load.py it grew to 800 MB)."""
         busy, frames, _copied = connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
         if busy or frames < self._restart_frames:
             return
